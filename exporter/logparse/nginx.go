@@ -1,0 +1,283 @@
+package logparse
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/usage-exporter/usage-exporter/exporter/fielderr"
+)
+
+// nginxToken is a literal or a $variable of a compiled log_format.
+type nginxToken struct {
+	literal []byte
+	name    string  // variable name; empty for literals
+	fields  []Field // record fields this variable feeds
+	request bool    // $request: feeds method and path
+}
+
+// nginxParser matches lines against a compiled nginx log_format. A variable
+// extends to the next literal of the format (nginx escapes quotes inside
+// quoted values, so a quoted value cannot contain the closing quote).
+type nginxParser struct {
+	tokens []nginxToken
+	loc    *time.Location
+
+	// Consecutive lines mostly share a timestamp; remember the last one.
+	lastTimeRaw [40]byte
+	lastTimeLen int
+	lastTime    time.Time
+}
+
+func isVarByte(c byte) bool {
+	return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+}
+
+// compileNginxFormat splits a log_format string into literals and variables.
+func compileNginxFormat(format string) ([]nginxToken, error) {
+	var toks []nginxToken
+	var lit []byte
+	for i := 0; i < len(format); {
+		if format[i] != '$' {
+			lit = append(lit, format[i])
+			i++
+			continue
+		}
+		var name string
+		if i+1 < len(format) && format[i+1] == '{' {
+			end := strings.IndexByte(format[i+2:], '}')
+			if end < 0 {
+				return nil, fmt.Errorf("unclosed ${ at byte %d", i)
+			}
+			name = format[i+2 : i+2+end]
+			i += end + 3
+		} else {
+			j := i + 1
+			for j < len(format) && isVarByte(format[j]) {
+				j++
+			}
+			name = format[i+1 : j]
+			i = j
+		}
+		if name == "" {
+			return nil, fmt.Errorf("empty variable name at byte %d", i)
+		}
+		if len(lit) > 0 {
+			toks = append(toks, nginxToken{literal: lit})
+			lit = nil
+		} else if len(toks) > 0 && toks[len(toks)-1].name != "" {
+			return nil, fmt.Errorf("variables $%s and $%s have no text between them", toks[len(toks)-1].name, name)
+		}
+		toks = append(toks, nginxToken{name: name})
+	}
+	if len(lit) > 0 {
+		toks = append(toks, nginxToken{literal: lit})
+	}
+	return toks, nil
+}
+
+func newNginxParser(format string, keys [numFields][]string, loc *time.Location) (*nginxParser, error) {
+	toks, err := compileNginxFormat(format)
+	if err != nil {
+		return nil, fielderr.New("nginx_format", "%v", err)
+	}
+	index := map[string]int{}
+	for i, t := range toks {
+		if t.name != "" {
+			index[t.name] = i
+		}
+	}
+	// Each field takes the first of its variables that the format contains.
+	for f, vars := range keys {
+		for _, v := range vars {
+			if i, ok := index[v]; ok {
+				toks[i].fields = append(toks[i].fields, Field(f))
+				break
+			}
+		}
+	}
+	bound := func(f Field) bool {
+		for _, t := range toks {
+			for _, tf := range t.fields {
+				if tf == f {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	if i, ok := index["request"]; ok && !(bound(FieldMethod) && bound(FieldPath)) {
+		toks[i].request = true
+	}
+	if _, hasRequest := index["request"]; !bound(FieldPath) && !hasRequest {
+		return nil, fielderr.New("nginx_format", "has no $request, $request_uri or $uri: the path is required")
+	}
+	if !bound(FieldStatus) {
+		return nil, fielderr.New("nginx_format", "has no $status")
+	}
+	return &nginxParser{tokens: toks, loc: loc}, nil
+}
+
+// Parse implements Parser.
+func (p *nginxParser) Parse(line []byte, rec *Record) error {
+	*rec = Record{}
+	line = bytes.TrimRight(line, "\r")
+	if len(line) == 0 {
+		return errEmpty
+	}
+	pos := 0
+	for i := range p.tokens {
+		t := &p.tokens[i]
+		if t.name == "" {
+			if !bytes.HasPrefix(line[pos:], t.literal) {
+				return errFormat
+			}
+			pos += len(t.literal)
+			continue
+		}
+		var val []byte
+		if i+1 < len(p.tokens) {
+			end := indexLiteral(line[pos:], p.tokens[i+1].literal)
+			if end < 0 {
+				return errFormat
+			}
+			val = line[pos : pos+end]
+			pos += end
+		} else {
+			val = line[pos:]
+			pos = len(line)
+		}
+		if t.request {
+			if err := parseRequest(val, rec); err != nil {
+				return err
+			}
+		}
+		for _, f := range t.fields {
+			if err := p.setField(f, val, rec); err != nil {
+				return err
+			}
+		}
+	}
+	if pos != len(line) {
+		return errFormat
+	}
+	return rec.validate()
+}
+
+// parseRequest splits "$request" ("GET /path HTTP/1.1") into method and path.
+func parseRequest(val []byte, rec *Record) error {
+	sp := bytes.IndexByte(val, ' ')
+	if sp <= 0 {
+		return errRequest
+	}
+	rest := val[sp+1:]
+	if sp2 := bytes.IndexByte(rest, ' '); sp2 >= 0 {
+		rest = rest[:sp2]
+	}
+	if len(rest) == 0 {
+		return errRequest
+	}
+	if rec.Method == nil {
+		rec.Method = val[:sp]
+	}
+	if rec.Path == nil {
+		rec.Path = rest
+	}
+	return nil
+}
+
+func (p *nginxParser) setField(f Field, val []byte, rec *Record) error {
+	if len(val) == 1 && val[0] == '-' {
+		return nil // nginx writes "-" for an empty value
+	}
+	switch f {
+	case FieldUser, FieldMethod, FieldPath, FieldService, FieldModel, FieldTier, FieldCacheKey, FieldOrg:
+		*stringField(rec, f) = val
+	case FieldStatus:
+		n, ok := parseInt(val)
+		if !ok {
+			return errNumber
+		}
+		if n < 0 || n > 999 {
+			return errStatus
+		}
+		rec.Status = int(n)
+	case FieldSize:
+		n, ok := parseInt(val)
+		if !ok {
+			return errNumber
+		}
+		rec.Size = n
+	case FieldInputTokens, FieldOutputTokens, FieldCacheReadTokens, FieldCacheWriteTokens, FieldReasoningTokens:
+		n, ok := parseInt(val)
+		if !ok {
+			return errNumber
+		}
+		*tokenField(rec, f) = n
+		rec.HasTokens = true
+	case FieldDurationMs, FieldDurationSeconds:
+		// $upstream_response_time lists one time per upstream tried: "0.1, 0.3".
+		if c := bytes.IndexByte(val, ','); c >= 0 {
+			val = val[:c]
+		}
+		v, ok := parseFloat(val)
+		if !ok {
+			return errNumber
+		}
+		if f == FieldDurationMs {
+			v /= 1000
+		}
+		rec.Duration, rec.HasDuration = v, true
+	case FieldCost:
+		v, ok := parseFloat(val)
+		if !ok {
+			return errNumber
+		}
+		rec.Cost, rec.HasCost = v, true
+	case FieldTimestamp:
+		t, ok := p.parseTime(val)
+		if !ok {
+			return errTime
+		}
+		rec.Time = t
+	}
+	return nil
+}
+
+func (p *nginxParser) parseTime(val []byte) (time.Time, bool) {
+	if len(val) == p.lastTimeLen && bytes.Equal(val, p.lastTimeRaw[:p.lastTimeLen]) {
+		return p.lastTime, true
+	}
+	t, ok := parseNginxTime(val)
+	if !ok {
+		t, ok = parseTime(val, p.loc)
+	}
+	if ok && len(val) <= len(p.lastTimeRaw) {
+		p.lastTimeLen = copy(p.lastTimeRaw[:], val)
+		p.lastTime = t
+	}
+	return t, ok
+}
+
+// indexLiteral is bytes.Index for the short separators of a log format,
+// without its set-up cost.
+func indexLiteral(b, lit []byte) int {
+	if len(lit) == 1 {
+		return bytes.IndexByte(b, lit[0])
+	}
+	for from := 0; ; {
+		i := bytes.IndexByte(b[from:], lit[0])
+		if i < 0 {
+			return -1
+		}
+		i += from
+		if len(b)-i < len(lit) {
+			return -1
+		}
+		if string(b[i+1:i+len(lit)]) == string(lit[1:]) {
+			return i
+		}
+		from = i + 1
+	}
+}
