@@ -1,0 +1,123 @@
+// Command usage-exporter follows API gateway access logs and serves usage,
+// cost and latency series for Prometheus.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/common/promslog"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
+	"github.com/usage-exporter/usage-exporter/exporter"
+	"github.com/usage-exporter/usage-exporter/exporter/logparse"
+)
+
+func main() { os.Exit(run()) }
+
+func run() int {
+	app := kingpin.New("usage-exporter", "Prometheus exporter for API gateway usage, cost and latency.")
+	var (
+		configFile    = app.Flag("config.file", "Configuration file (YAML). Without it, defaults and flags apply.").String()
+		configCheck   = app.Flag("config.check", "Validate the configuration and exit.").Bool()
+		telemetryPath = app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String()
+		webFlags      = kingpinflag.AddFlags(app, ":9816")
+		logLevel      = app.Flag("log.level", "Only log messages with the given severity or above: debug, info, warn, error.").
+				Default("info").Enum("debug", "info", "warn", "error")
+		logPaths = app.Flag("log.path", "Access log file or glob to read (repeatable). Replaces the sources of the configuration file.").
+				Strings()
+		logFormat = app.Flag("log.format", "Access log format: json or nginx.").Enum(logparse.Formats...)
+		logStart  = app.Flag("log.start", "Where to start reading files found at start: checkpoint, beginning or end.").
+				Enum("checkpoint", "beginning", "end")
+		stateDir = app.Flag("state.dir", "Directory for read checkpoints and other state.").
+				Default("/var/lib/usage-exporter").String()
+	)
+	app.Version(version.Print("usage-exporter"))
+	app.HelpFlag.Short('h')
+	if _, err := app.Parse(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+
+	// Flags override the file, at start and on every reload.
+	overrides := func(c *exporter.Config) {
+		if len(*logPaths) > 0 {
+			c.Logs.Sources = c.Logs.Sources[:0]
+			for _, p := range *logPaths {
+				c.Logs.Sources = append(c.Logs.Sources, exporter.SourceConfig{Path: p, Config: logparse.DefaultConfig()})
+			}
+		}
+		if *logFormat != "" {
+			for i := range c.Logs.Sources {
+				c.Logs.Sources[i].Format = *logFormat
+			}
+		}
+		if *logStart != "" {
+			c.Logs.Start = *logStart
+		}
+	}
+	cfg, err := loadConfig(*configFile, overrides)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "usage-exporter:", err)
+		return 1
+	}
+	if *configCheck {
+		fmt.Println("configuration OK")
+		return 0
+	}
+
+	level := promslog.NewLevel()
+	_ = level.Set(*logLevel)
+	logger := promslog.New(&promslog.Config{Level: level})
+	logger.Info("starting usage-exporter", "version", version.Info(), "build_context", version.BuildContext())
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	reload := make(chan struct{})
+	go func() {
+		for range hup {
+			select {
+			case reload <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+
+	err = exporter.Run(ctx, exporter.Options{
+		Config: cfg, ConfigFile: *configFile, Overrides: overrides,
+		StateDir: *stateDir, TelemetryPath: *telemetryPath, Web: webFlags,
+		Logger: logger, Reload: reload,
+	})
+	if err != nil {
+		logger.Error("usage-exporter stopped", "err", err)
+		return 1
+	}
+	logger.Info("usage-exporter stopped")
+	return 0
+}
+
+func loadConfig(path string, overrides func(*exporter.Config)) (*exporter.Config, error) {
+	cfg := exporter.DefaultConfig()
+	if path != "" {
+		c, err := exporter.LoadConfig(path)
+		if err != nil {
+			return nil, err
+		}
+		cfg = *c
+	}
+	overrides(&cfg)
+	if err := cfg.Validate(); err != nil {
+		if path != "" {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		return nil, err
+	}
+	return &cfg, nil
+}

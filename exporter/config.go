@@ -1,0 +1,285 @@
+package exporter
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/usage-exporter/usage-exporter/exporter/classify"
+	"github.com/usage-exporter/usage-exporter/exporter/dedup"
+	"github.com/usage-exporter/usage-exporter/exporter/fielderr"
+	"github.com/usage-exporter/usage-exporter/exporter/logparse"
+	"github.com/usage-exporter/usage-exporter/exporter/plans"
+	"github.com/usage-exporter/usage-exporter/exporter/tailer"
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the exporter's configuration file. Each part is the
+// configuration of the package that uses it.
+type Config struct {
+	Logs       LogsConfig      `yaml:"logs"`
+	Classify   classify.Config `yaml:"classify"`
+	Users      UsersConfig     `yaml:"users"`
+	Plans      plans.Config    `yaml:"plans"`
+	Duplicates dedup.Config    `yaml:"duplicates"`
+	Metrics    MetricsConfig   `yaml:"metrics"`
+}
+
+// LogsConfig says which files to read and how.
+type LogsConfig struct {
+	tailer.Config `yaml:",inline"`
+	// Sources are the files or globs to read, each with its format.
+	Sources []SourceConfig `yaml:"sources"`
+	// CheckpointInterval is how often read positions are saved.
+	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
+	// InvalidLogInterval limits how often a bad line is logged, per source.
+	InvalidLogInterval time.Duration `yaml:"invalid_log_interval"`
+}
+
+// SourceConfig is one path or glob and the format of its lines.
+type SourceConfig struct {
+	Path            string `yaml:"path"`
+	logparse.Config `yaml:",inline"`
+}
+
+// User label policies.
+const (
+	UserLabelRaw     = "raw"
+	UserLabelHashed  = "hashed"
+	UserLabelDropped = "dropped"
+)
+
+// UsersConfig governs the user label, which carries personal data.
+type UsersConfig struct {
+	// Label is raw, hashed (keyed HMAC-SHA256, 16 hex digits) or dropped.
+	Label string `yaml:"label"`
+	// HashKey keys the hash; without it hashed ids can be reversed by
+	// hashing candidate ids.
+	HashKey string `yaml:"hash_key,omitempty"`
+	// MaxUsers caps distinct user label values; the rest fold into __other__.
+	MaxUsers int `yaml:"max_users"`
+}
+
+// Defaults of settings that have no better home.
+const (
+	defaultCheckpointInterval = 5 * time.Second
+	defaultInvalidLogInterval = 10 * time.Second
+)
+
+// DefaultLogDir is where logs are looked for when nothing is configured;
+// the LOG_DIR environment variable of the system this replaces overrides it.
+const DefaultLogDir = "/var/log/ops-center"
+
+// DefaultConfig returns the configuration used when no file is given. Its
+// single source is $LOG_DIR/*.log (DefaultLogDir without LOG_DIR).
+func DefaultConfig() Config {
+	dir := os.Getenv("LOG_DIR")
+	if dir == "" {
+		dir = DefaultLogDir
+	}
+	return Config{
+		Logs: LogsConfig{
+			Config:             tailer.DefaultConfig(),
+			Sources:            []SourceConfig{{Path: strings.TrimSuffix(dir, "/") + "/*.log", Config: logparse.DefaultConfig()}},
+			CheckpointInterval: defaultCheckpointInterval,
+			InvalidLogInterval: defaultInvalidLogInterval,
+		},
+		Classify:   classify.DefaultConfig(),
+		Users:      UsersConfig{Label: UserLabelRaw, MaxUsers: 10000},
+		Plans:      plans.DefaultConfig(),
+		Duplicates: dedup.DefaultConfig(),
+		Metrics:    DefaultMetricsConfig(),
+	}
+}
+
+// Validate checks every part and returns the first error, with its path.
+func (c *Config) Validate() error {
+	if err := c.Logs.validate(); err != nil {
+		return fielderr.Under("logs", err)
+	}
+	checks := []struct {
+		name string
+		err  error
+	}{
+		{"classify", c.Classify.Validate()},
+		{"users", c.Users.validate()},
+		{"plans", c.Plans.Validate()},
+		{"duplicates", c.Duplicates.Validate()},
+		{"metrics", c.Metrics.Validate()},
+	}
+	for _, ch := range checks {
+		if ch.err != nil {
+			return fielderr.Under(ch.name, ch.err)
+		}
+	}
+	return nil
+}
+
+func (l *LogsConfig) validate() error {
+	if err := l.Config.Validate(); err != nil {
+		return err
+	}
+	if len(l.Sources) == 0 {
+		return fielderr.New("sources", "needs at least one path")
+	}
+	seen := map[string]bool{}
+	for i, s := range l.Sources {
+		p := "sources[" + strconv.Itoa(i) + "]"
+		if s.Path == "" {
+			return fielderr.New(p+".path", "must not be empty")
+		}
+		if seen[s.Path] {
+			return fielderr.New(p+".path", "%q is listed twice", s.Path)
+		}
+		seen[s.Path] = true
+		if err := s.Config.Validate(); err != nil {
+			return fielderr.Under(p, err)
+		}
+	}
+	if l.CheckpointInterval < 100*time.Millisecond {
+		return fielderr.New("checkpoint_interval", "must be at least 100ms, not %s", l.CheckpointInterval)
+	}
+	if l.InvalidLogInterval < 0 {
+		return fielderr.New("invalid_log_interval", "must not be negative")
+	}
+	return nil
+}
+
+func (u UsersConfig) validate() error {
+	switch u.Label {
+	case UserLabelRaw, UserLabelHashed, UserLabelDropped:
+	default:
+		return fielderr.New("label", "must be raw, hashed or dropped, not %q", u.Label)
+	}
+	if u.MaxUsers < 1 {
+		return fielderr.New("max_users", "must be at least 1, not %d", u.MaxUsers)
+	}
+	return nil
+}
+
+// LoadConfig reads and validates a configuration file. Errors name the file,
+// the line and the field.
+func LoadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := ParseConfig(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// ParseConfig decodes YAML strictly over the defaults: unknown keys are
+// errors, and a value that fails validation is reported with its line.
+func ParseConfig(data []byte) (*Config, error) {
+	cfg := DefaultConfig()
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, cleanYAMLError(err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		return nil, cleanYAMLError(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		var fe *fielderr.Error
+		if errors.As(err, &fe) {
+			if line := lineOf(&root, fe.Path); line > 0 {
+				return nil, fmt.Errorf("line %d: %s", line, fe.Error())
+			}
+		}
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+// cleanYAMLError drops yaml.v3's "yaml: unmarshal errors:" preamble.
+func cleanYAMLError(err error) error {
+	msg := strings.TrimPrefix(err.Error(), "yaml: unmarshal errors:\n")
+	msg = strings.TrimPrefix(msg, "yaml: ")
+	lines := strings.Split(msg, "\n")
+	for i := range lines {
+		lines[i] = strings.TrimSpace(lines[i])
+	}
+	return errors.New(strings.Join(lines, "; "))
+}
+
+// lineOf finds the line of a dotted path ("logs.sources[0].format") in a
+// YAML document; for a path the file does not set, the nearest parent's line.
+func lineOf(root *yaml.Node, path string) int {
+	n := root
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	line := 0
+	for _, part := range splitPath(path) {
+		next := child(n, part)
+		if next == nil {
+			break
+		}
+		n = next
+		line = n.Line
+	}
+	return line
+}
+
+func splitPath(path string) []string {
+	var parts []string
+	for _, seg := range strings.Split(path, ".") {
+		for {
+			i := strings.IndexByte(seg, '[')
+			if i < 0 {
+				break
+			}
+			if i > 0 {
+				parts = append(parts, seg[:i])
+			}
+			j := strings.IndexByte(seg, ']')
+			if j < i {
+				break
+			}
+			parts = append(parts, seg[i:j+1])
+			seg = seg[j+1:]
+		}
+		if seg != "" {
+			parts = append(parts, seg)
+		}
+	}
+	return parts
+}
+
+// child steps into a mapping key or a "[i]" sequence index. Inline structs
+// (logs, sources[i]) share their parent's mapping, so this works for them.
+func child(n *yaml.Node, part string) *yaml.Node {
+	if strings.HasPrefix(part, "[") {
+		i, err := strconv.Atoi(strings.Trim(part, "[]"))
+		if err != nil || n.Kind != yaml.SequenceNode || i >= len(n.Content) {
+			return nil
+		}
+		return n.Content[i]
+	}
+	if n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == part {
+			// The key's line reads better than a nested value's.
+			v := n.Content[i+1]
+			if v.Kind == yaml.ScalarNode {
+				return v
+			}
+			cp := *v
+			cp.Line = n.Content[i].Line
+			return &cp
+		}
+	}
+	return nil
+}

@@ -1,0 +1,376 @@
+// Package exporter wires the data path of usage-exporter: log files are
+// tailed, each line is parsed into a record, classified, and turned into
+// metric updates, and the series are served over HTTP. It is the only
+// package that imports the leaf packages (logparse, classify, tailer, ...).
+package exporter
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web"
+	"github.com/usage-exporter/usage-exporter/exporter/state"
+	"github.com/usage-exporter/usage-exporter/exporter/tailer"
+)
+
+// Options are the process-level settings of Run, mostly from flags.
+type Options struct {
+	Config *Config
+	// ConfigFile is re-read on reload; empty means reloads keep Config.
+	ConfigFile string
+	// Overrides re-applies command-line flags to a reloaded file.
+	Overrides func(*Config)
+	// StateDir holds the checkpoint file.
+	StateDir      string
+	TelemetryPath string
+	Web           *web.FlagConfig
+	// Listeners, when set, are served instead of Web.WebListenAddresses (tests).
+	Listeners []net.Listener
+	Logger    *slog.Logger
+	// Registry receives the metrics; a new one when nil.
+	Registry *prometheus.Registry
+	// Reload delivers reload requests (SIGHUP).
+	Reload <-chan struct{}
+}
+
+const checkpointFile = "checkpoint.json"
+
+// checkpoint is the state file: where every file was read to.
+type checkpoint struct {
+	Version   int               `json:"version"`
+	Written   time.Time         `json:"written"`
+	Positions []tailer.Position `json:"positions"`
+}
+
+// Run serves metrics and ingests logs until ctx ends, then writes the final
+// checkpoint. Configuration errors are returned before anything starts.
+func Run(ctx context.Context, opts Options) error {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cfg := opts.Config
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	if opts.Web != nil && opts.Web.WebConfigFile != nil && *opts.Web.WebConfigFile != "" {
+		if err := web.Validate(*opts.Web.WebConfigFile); err != nil {
+			return fmt.Errorf("web configuration %s: %w", *opts.Web.WebConfigFile, err)
+		}
+	}
+	dir, err := state.Open(opts.StateDir)
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	var cp checkpoint
+	if _, err := dir.Read(checkpointFile, &cp); err != nil {
+		return fmt.Errorf("reading checkpoint: %w", err)
+	}
+
+	reg := opts.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		versioncollector.NewCollector("usage_exporter"),
+	)
+	m := NewMetrics(reg, cfg.Metrics)
+
+	listeners := opts.Listeners
+	if listeners == nil {
+		for _, addr := range *opts.Web.WebListenAddresses {
+			l, err := net.Listen("tcp", addr)
+			if err != nil {
+				closeAll(listeners)
+				return err
+			}
+			listeners = append(listeners, l)
+		}
+	}
+	var ready atomic.Bool
+	reloads := make(chan chan error)
+	srv := &http.Server{
+		Handler:           newMux(reg, opts, log, &ready, reloads),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	httpErr := make(chan error, 1)
+	go func() {
+		flags := opts.Web
+		if flags == nil {
+			empty := ""
+			flags = &web.FlagConfig{WebConfigFile: &empty}
+		}
+		httpErr <- web.ServeMultiple(listeners, srv, flags, log)
+	}()
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+
+	positions := cp.Positions
+	m.reloadOK.Set(1)
+	m.reloadTime.SetToCurrentTime()
+	for {
+		pctx, stop := context.WithCancel(ctx)
+		p, err := startPipeline(pctx, cfg, m, log, dir, positions)
+		if err != nil {
+			stop()
+			return err
+		}
+		ready.Store(true)
+		next, err := waitForReload(ctx, opts, log, reloads, httpErr, m)
+		stop()
+		positions = p.wait()
+		if next == nil {
+			return err
+		}
+		cfg = next
+	}
+}
+
+// waitForReload returns the next configuration to run, or nil (and the
+// reason) when Run must end. A reload that fails keeps the running pipeline.
+func waitForReload(ctx context.Context, opts Options, log *slog.Logger, reloads chan chan error,
+	httpErr chan error, m *Metrics) (*Config, error) {
+	for {
+		var reply chan error
+		select {
+		case <-ctx.Done():
+			return nil, nil
+		case err := <-httpErr:
+			if errors.Is(err, http.ErrServerClosed) {
+				err = nil
+			}
+			return nil, err
+		case <-opts.Reload:
+		case reply = <-reloads:
+		}
+		next, err := reloadConfig(opts)
+		if err != nil {
+			m.reloadOK.Set(0)
+			log.Error("configuration reload failed; the running configuration stays", "err", err)
+		} else {
+			m.reloadOK.Set(1)
+			m.reloadTime.SetToCurrentTime()
+			log.Info("configuration reloaded")
+		}
+		if reply != nil {
+			reply <- err
+		}
+		if err == nil {
+			return next, nil
+		}
+	}
+}
+
+func reloadConfig(opts Options) (*Config, error) {
+	if opts.ConfigFile == "" {
+		c := *opts.Config
+		return &c, nil
+	}
+	c, err := LoadConfig(opts.ConfigFile)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Overrides != nil {
+		opts.Overrides(c)
+		if err := c.Validate(); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+func closeAll(ls []net.Listener) {
+	for _, l := range ls {
+		l.Close()
+	}
+}
+
+// pipeline is a tailer feeding an ingester, with periodic checkpoints.
+type pipeline struct {
+	in   *ingester
+	done chan struct{}
+}
+
+func startPipeline(ctx context.Context, cfg *Config, m *Metrics, log *slog.Logger, dir *state.Dir,
+	positions []tailer.Position) (*pipeline, error) {
+	in, err := newIngester(cfg, m, log.With("component", "ingest"))
+	if err != nil {
+		return nil, err
+	}
+	// Positions of files no longer configured are kept, so that putting a
+	// source back resumes it.
+	for _, p := range positions {
+		in.positions[p.FileID] = p
+	}
+	sources := make([]string, len(cfg.Logs.Sources))
+	for i, s := range cfg.Logs.Sources {
+		sources[i] = s.Path
+	}
+	t, err := tailer.New(cfg.Logs.Config, sources, positions, log.With("component", "tailer"))
+	if err != nil {
+		return nil, err
+	}
+	m.tailers.attach(t)
+	p := &pipeline{in: in, done: make(chan struct{})}
+	go t.Run(ctx)
+	go p.loop(t, m, log, dir, cfg.Logs.CheckpointInterval)
+	return p, nil
+}
+
+// loop ingests batches until the tailer closes its channel, checkpointing on
+// an interval and once more at the end.
+func (p *pipeline) loop(t *tailer.Tailer, m *Metrics, log *slog.Logger, dir *state.Dir, every time.Duration) {
+	defer close(p.done)
+	saves := make(chan []byte, 1)
+	var writer sync.WaitGroup
+	writer.Add(1)
+	go func() {
+		defer writer.Done()
+		for data := range saves {
+			saveCheckpoint(dir, data, m, log)
+		}
+	}()
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	batches := t.Batches()
+	for batches != nil {
+		select {
+		case b, ok := <-batches:
+			if !ok {
+				batches = nil
+				break
+			}
+			p.in.ingestBatch(b)
+			t.Release(b)
+		case <-tick.C:
+			// Latest wins: a slow disk delays checkpoints, never ingestion.
+			data := p.in.checkpoint()
+			select {
+			case saves <- data:
+			default:
+				select {
+				case <-saves:
+				default:
+				}
+				saves <- data
+			}
+		}
+	}
+	close(saves)
+	writer.Wait()
+	saveCheckpoint(dir, p.in.checkpoint(), m, log)
+	m.tailers.detach(t)
+}
+
+// wait blocks until the pipeline has stopped and returns its final positions.
+func (p *pipeline) wait() []tailer.Position {
+	<-p.done
+	return p.in.positionList()
+}
+
+func saveCheckpoint(dir *state.Dir, data []byte, m *Metrics, log *slog.Logger) {
+	if err := dir.WriteBytes(checkpointFile, data); err != nil {
+		m.checkpointFails.Inc()
+		log.Error("writing checkpoint failed", "dir", dir.Path(), "err", err)
+		return
+	}
+	m.checkpointOK.SetToCurrentTime()
+}
+
+func (in *ingester) positionList() []tailer.Position {
+	out := make([]tailer.Position, 0, len(in.positions))
+	for _, p := range in.positions {
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Path != out[j].Path {
+			return out[i].Path < out[j].Path
+		}
+		return out[i].Ino < out[j].Ino
+	})
+	return out
+}
+
+func (in *ingester) checkpoint() []byte {
+	data, _ := json.Marshal(checkpoint{Version: 1, Written: in.now().UTC(), Positions: in.positionList()})
+	return data
+}
+
+func newMux(reg *prometheus.Registry, opts Options, log *slog.Logger, ready *atomic.Bool, reloads chan chan error) *http.ServeMux {
+	path := opts.TelemetryPath
+	if path == "" {
+		path = "/metrics"
+	}
+	mux := http.NewServeMux()
+	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelError),
+		ErrorHandling:     promhttp.ContinueOnError,
+		EnableOpenMetrics: true,
+		Registry:          reg,
+	})
+	mux.Handle(path, promhttp.InstrumentMetricHandler(reg, metrics))
+	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "Healthy")
+	})
+	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
+		if !ready.Load() {
+			http.Error(w, "Not ready", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "Ready")
+	})
+	mux.HandleFunc("/-/reload", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			http.Error(w, "use POST to reload the configuration", http.StatusMethodNotAllowed)
+			return
+		}
+		reply := make(chan error, 1)
+		select {
+		case reloads <- reply:
+		case <-r.Context().Done():
+			return
+		}
+		if err := <-reply; err != nil {
+			http.Error(w, "reload failed: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		fmt.Fprintln(w, "Reloaded")
+	})
+	if path != "/" {
+		landing, err := web.NewLandingPage(web.LandingConfig{
+			Name:        "usage-exporter",
+			Description: "API usage, cost and latency from gateway access logs",
+			Version:     version.Info(),
+			Links: []web.LandingLinks{
+				{Address: path, Text: "Metrics"},
+				{Address: "/-/healthy", Text: "Health"},
+				{Address: "/-/ready", Text: "Readiness"},
+			},
+		})
+		if err == nil {
+			mux.Handle("/", landing)
+		}
+	}
+	return mux
+}
