@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,14 +27,181 @@ const (
 
 var knownMethods = []string{"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "CONNECT", "TRACE"}
 
-// ingester turns parsed lines into metric updates. It is the one loop of
-// the push path: line -> logparse.Record -> classification -> series. It
-// caches the series it touches, so that a line costs map lookups and atomic
-// adds, never a label-set hash in client_golang. Not safe for concurrent use.
+// The push path runs in two goroutines, so that parsing and metric updates
+// use both cores: the decoder parses lines into compact events, the
+// ingester classifies them and applies them to the series. Each owns its
+// state alone: the decoder the parsers, the ingester the classifier (and its
+// route cap), the series caches, the user cap, the duplicate window and the
+// read positions.
+
+// event is one request, decoded. Strings live in the batch's arena, so the
+// log data can be reused as soon as the decoder is done with it.
+type event struct {
+	path        span
+	service     int16 // the service the line names, or -1
+	method      uint16
+	status      uint16
+	hasDuration bool
+	duration    float64
+	size        int64
+	unixNano    int64 // 0 when the line had no time
+	user        span
+	tier        span
+	cacheKey    span
+}
+
+// span is a string in an eventBatch's arena.
+type span struct{ off, n uint32 }
+
+// eventBatch is the decoded form of one tailer batch.
+type eventBatch struct {
+	source  int
+	pos     tailer.Position
+	retire  bool
+	events  []event
+	arena   []byte
+	invalid int
+	newest  float64 // newest line time, unix seconds
+}
+
+func (eb *eventBatch) put(b []byte) span {
+	s := span{off: uint32(len(eb.arena)), n: uint32(len(b))}
+	eb.arena = append(eb.arena, b...)
+	return s
+}
+
+func (eb *eventBatch) bytes(s span) []byte { return eb.arena[s.off : s.off+s.n] }
+
+var eventBatches = sync.Pool{New: func() any { return &eventBatch{} }}
+
+func getEventBatch() *eventBatch {
+	eb := eventBatches.Get().(*eventBatch)
+	eb.events, eb.arena = eb.events[:0], eb.arena[:0]
+	eb.invalid, eb.newest, eb.retire = 0, 0, false
+	return eb
+}
+
+func putEventBatch(eb *eventBatch) { eventBatches.Put(eb) }
+
+// decoder parses lines. Not safe for concurrent use.
+type decoder struct {
+	cfg      *Config
+	log      *slog.Logger
+	services []string
+	sources  []*sourceDecoder
+	rec      logparse.Record
+	now      func() time.Time
+}
+
+type sourceDecoder struct {
+	name       string
+	parser     logparse.Parser
+	errors     map[logparse.Reason]prometheus.Counter
+	lastLog    time.Time
+	suppressed int
+}
+
+func newDecoder(cfg *Config, m *Metrics, services []string, log *slog.Logger) (*decoder, error) {
+	d := &decoder{cfg: cfg, log: log, services: services, now: time.Now}
+	for _, src := range cfg.Logs.Sources {
+		p, err := logparse.New(src.Config)
+		if err != nil {
+			return nil, err
+		}
+		sd := &sourceDecoder{name: src.Path, parser: p, errors: map[logparse.Reason]prometheus.Counter{}}
+		m.initSource(src.Path)
+		for _, r := range logparse.Reasons {
+			sd.errors[r] = m.logLineErrors.WithLabelValues(src.Path, string(r))
+		}
+		d.sources = append(d.sources, sd)
+	}
+	return d, nil
+}
+
+// decode turns the lines of b into events.
+func (d *decoder) decode(b *tailer.Batch) *eventBatch {
+	eb := getEventBatch()
+	eb.source, eb.pos, eb.retire = b.Source, b.Pos, b.Retire
+	src := d.sources[b.Source]
+	maxLine := d.cfg.Logs.MaxLineBytes
+	rec := &d.rec
+	data := b.Data
+	for len(data) > 0 {
+		nl := bytes.IndexByte(data, '\n')
+		if nl < 0 {
+			nl = len(data) // the tailer hands on whole lines; be safe anyway
+		}
+		line := data[:nl]
+		data = data[min(nl+1, len(data)):]
+		if len(line) > maxLine {
+			eb.invalid++
+			d.reject(src, line, logparse.ErrTooLong)
+			continue
+		}
+		if err := src.parser.Parse(line, rec); err != nil {
+			eb.invalid++
+			d.reject(src, line, err)
+			continue
+		}
+		svc := -1
+		if len(rec.Service) > 0 {
+			for i, name := range d.services {
+				if name == string(rec.Service) {
+					svc = i
+				}
+			}
+		}
+		eb.events = append(eb.events, event{
+			path:        eb.put(rec.Path),
+			service:     int16(svc),
+			method:      uint16(methodIndex(rec.Method)),
+			status:      uint16(rec.Status),
+			hasDuration: rec.HasDuration,
+			duration:    rec.Duration,
+			size:        rec.Size,
+			user:        eb.put(rec.User),
+			tier:        eb.put(rec.Tier),
+			cacheKey:    eb.put(rec.CacheKey),
+		})
+		if !rec.Time.IsZero() {
+			ns := rec.Time.UnixNano()
+			eb.events[len(eb.events)-1].unixNano = ns
+			if ts := float64(ns/1e6) / 1e3; ts > eb.newest {
+				eb.newest = ts
+			}
+		}
+	}
+	if b.Dropped > 0 {
+		eb.invalid += b.Dropped
+		src.errors[logparse.ReasonTooLong].Add(float64(b.Dropped))
+	}
+	return eb
+}
+
+// reject counts a bad line and logs it, at most once per interval per source.
+func (d *decoder) reject(src *sourceDecoder, line []byte, err error) {
+	src.errors[logparse.ReasonOf(err)].Inc()
+	now := d.now()
+	if now.Sub(src.lastLog) < d.cfg.Logs.InvalidLogInterval {
+		src.suppressed++
+		return
+	}
+	const maxShown = 256
+	shown := line
+	if len(shown) > maxShown {
+		shown = shown[:maxShown]
+	}
+	d.log.Warn("invalid log line", "source", src.name, "err", err, "line", string(shown),
+		"suppressed_since_last", src.suppressed)
+	src.lastLog, src.suppressed = now, 0
+}
+
+// ingester applies events to the series. It caches the series it touches,
+// so that an event costs map lookups and atomic adds, never a label-set
+// hash in client_golang. Not safe for concurrent use.
 type ingester struct {
 	cfg        *Config
 	m          *Metrics
-	log        *slog.Logger
 	classifier *classify.Classifier
 	services   []*serviceSeries
 	sources    []*sourceState
@@ -48,11 +216,10 @@ type ingester struct {
 	defaultT   int
 	dups       *dedup.Window
 	codes      [600]string
-	rec        logparse.Record
 	now        func() time.Time
 
-	routeOverflow, userOverflow prometheus.Counter
-	// Positions holds the position after the last processed batch of each file.
+	userOverflow, routeOverflow prometheus.Counter
+	// positions holds the position after the last processed batch of each file.
 	positions map[tailer.FileID]tailer.Position
 }
 
@@ -63,16 +230,11 @@ type serviceSeries struct {
 }
 
 type sourceState struct {
-	name          string
-	parser        logparse.Parser
 	parsed        prometheus.Counter
 	invalid       prometheus.Counter
 	filtered      prometheus.Counter
-	errors        map[logparse.Reason]prometheus.Counter
 	lastTime      prometheus.Gauge
 	lastTimeValue float64
-	lastLog       time.Time
-	suppressed    int
 }
 
 type routeKey struct {
@@ -81,7 +243,6 @@ type routeKey struct {
 }
 
 type routeSeries struct {
-	service  int
 	route    string
 	duration prometheus.Observer
 	requests map[uint32]prometheus.Counter // method index << 16 | status
@@ -92,20 +253,21 @@ type userSeries struct {
 	requests map[uint32]prometheus.Counter // tier << 16 | service
 }
 
-func newIngester(cfg *Config, m *Metrics, log *slog.Logger) (*ingester, error) {
+// newIngester prepares the classifier and the series of cfg.
+func newIngester(cfg *Config, m *Metrics) (*ingester, error) {
 	cl, err := classify.New(cfg.Classify)
 	if err != nil {
 		return nil, err
 	}
 	in := &ingester{
-		cfg: cfg, m: m, log: log, classifier: cl,
+		cfg: cfg, m: m, classifier: cl,
+		routeOverflow: m.seriesOverflow.WithLabelValues(overflowRoute),
 		routes:        map[routeKey]*routeSeries{},
 		users:         map[string]*userSeries{},
 		tierIndex:     map[string]int{},
 		userTiers:     map[string]int{},
 		positions:     map[tailer.FileID]tailer.Position{},
 		now:           time.Now,
-		routeOverflow: m.seriesOverflow.WithLabelValues(overflowRoute),
 		userOverflow:  m.seriesOverflow.WithLabelValues(overflowUser),
 	}
 	for _, name := range cl.Services() {
@@ -116,23 +278,12 @@ func newIngester(cfg *Config, m *Metrics, log *slog.Logger) (*ingester, error) {
 		})
 	}
 	for _, src := range cfg.Logs.Sources {
-		p, err := logparse.New(src.Config)
-		if err != nil {
-			return nil, err
-		}
-		st := &sourceState{
-			name: src.Path, parser: p,
+		in.sources = append(in.sources, &sourceState{
 			parsed:   m.logLines.WithLabelValues(src.Path, resultParsed),
 			invalid:  m.logLines.WithLabelValues(src.Path, resultInvalid),
 			filtered: m.logLines.WithLabelValues(src.Path, resultFiltered),
-			errors:   map[logparse.Reason]prometheus.Counter{},
 			lastTime: m.logLastTime.WithLabelValues(src.Path),
-		}
-		m.initSource(src.Path)
-		for _, r := range logparse.Reasons {
-			st.errors[r] = m.logLineErrors.WithLabelValues(src.Path, string(r))
-		}
-		in.sources = append(in.sources, st)
+		})
 	}
 	in.tiers = append(cfg.Plans.Names(), plans.AnonymousTier)
 	for i, t := range in.tiers {
@@ -153,56 +304,26 @@ func newIngester(cfg *Config, m *Metrics, log *slog.Logger) (*ingester, error) {
 	return in, nil
 }
 
-// ingestBatch processes every line of b and records its end position.
-func (in *ingester) ingestBatch(b *tailer.Batch) {
-	src := in.sources[b.Source]
-	var parsed, invalid, filtered int
-	maxLine := in.cfg.Logs.MaxLineBytes
-	newest := src.lastTimeValue
-	data := b.Data
-	for len(data) > 0 {
-		nl := bytes.IndexByte(data, '\n')
-		if nl < 0 {
-			nl = len(data) // the tailer hands on whole lines; be safe anyway
-		}
-		line := data[:nl]
-		data = data[min(nl+1, len(data)):]
-		if len(line) > maxLine {
-			invalid++
-			in.reject(src, line, logparse.ErrTooLong)
-			continue
-		}
-		if err := src.parser.Parse(line, &in.rec); err != nil {
-			invalid++
-			in.reject(src, line, err)
-			continue
-		}
-		if !in.observe(&in.rec) {
+// ingest applies a decoded batch and records its end position.
+func (in *ingester) ingest(eb *eventBatch) {
+	filtered := 0
+	for i := range eb.events {
+		if !in.observe(eb, &eb.events[i]) {
 			filtered++
-			continue
-		}
-		parsed++
-		if !in.rec.Time.IsZero() {
-			if ts := float64(in.rec.Time.UnixMilli()) / 1e3; ts > newest {
-				newest = ts
-			}
 		}
 	}
-	if b.Dropped > 0 {
-		invalid += b.Dropped
-		src.errors[logparse.ReasonTooLong].Add(float64(b.Dropped))
-	}
-	src.parsed.Add(float64(parsed))
-	src.invalid.Add(float64(invalid))
+	src := in.sources[eb.source]
+	src.parsed.Add(float64(len(eb.events) - filtered))
+	src.invalid.Add(float64(eb.invalid))
 	src.filtered.Add(float64(filtered))
-	if newest > src.lastTimeValue {
-		src.lastTimeValue = newest
-		src.lastTime.Set(newest)
+	if eb.newest > src.lastTimeValue {
+		src.lastTimeValue = eb.newest
+		src.lastTime.Set(eb.newest)
 	}
-	if b.Retire {
-		delete(in.positions, b.Pos.FileID)
+	if eb.retire {
+		delete(in.positions, eb.pos.FileID)
 	} else {
-		in.positions[b.Pos.FileID] = b.Pos
+		in.positions[eb.pos.FileID] = eb.pos
 	}
 	if in.dups != nil && in.dups.Evicted > 0 {
 		in.m.dedupEvictions.Add(float64(in.dups.Evicted))
@@ -210,60 +331,39 @@ func (in *ingester) ingestBatch(b *tailer.Batch) {
 	}
 }
 
-// reject counts a bad line and logs it, at most once per interval per source.
-func (in *ingester) reject(src *sourceState, line []byte, err error) {
-	src.errors[logparse.ReasonOf(err)].Inc()
-	now := in.now()
-	if now.Sub(src.lastLog) < in.cfg.Logs.InvalidLogInterval {
-		src.suppressed++
-		return
-	}
-	const maxShown = 256
-	shown := line
-	if len(shown) > maxShown {
-		shown = shown[:maxShown]
-	}
-	in.log.Warn("invalid log line", "source", src.name, "err", err, "line", string(shown),
-		"suppressed_since_last", src.suppressed)
-	src.lastLog, src.suppressed = now, 0
-}
-
 // observe updates the series for one request; false if it is filtered out.
-func (in *ingester) observe(rec *logparse.Record) bool {
-	route := in.classifier.Route(rec.Path)
+func (in *ingester) observe(eb *eventBatch, ev *event) bool {
+	route := in.classifier.Route(eb.bytes(ev.path))
 	if route.Ignored {
 		return false
-	}
-	svc := route.Service
-	if len(rec.Service) > 0 {
-		if i, ok := in.classifier.ServiceIndex(rec.Service); ok {
-			svc = i
-		}
 	}
 	if route.Overflow {
 		in.routeOverflow.Inc()
 	}
+	svc := route.Service
+	if ev.service >= 0 {
+		svc = int(ev.service)
+	}
 	rs := in.routeSeries(route, svc)
-	method := methodIndex(rec.Method)
-	key := uint32(method)<<16 | uint32(rec.Status)
+	key := uint32(ev.method)<<16 | uint32(ev.status)
 	c, ok := rs.requests[key]
 	if !ok {
 		name := otherMethod
-		if method < len(knownMethods) {
-			name = knownMethods[method]
+		if int(ev.method) < len(knownMethods) {
+			name = knownMethods[ev.method]
 		}
-		c = in.m.requests.WithLabelValues(in.services[svc].name, rs.route, name, in.codes[rec.Status])
+		c = in.m.requests.WithLabelValues(in.services[svc].name, rs.route, name, in.codes[ev.status])
 		rs.requests[key] = c
 	}
 	c.Inc()
-	if rec.HasDuration {
-		rs.duration.Observe(rec.Duration)
+	if ev.hasDuration {
+		rs.duration.Observe(ev.duration)
 	}
 	ss := in.services[svc]
-	if rec.Size > 0 {
-		ss.responseBytes.Add(float64(rec.Size))
+	if ev.size > 0 {
+		ss.responseBytes.Add(float64(ev.size))
 	}
-	us, tier := in.user(rec)
+	us, tier := in.user(eb.bytes(ev.user), eb.bytes(ev.tier))
 	ukey := uint32(tier)<<16 | uint32(svc)
 	uc, ok := us.requests[ukey]
 	if !ok {
@@ -271,15 +371,15 @@ func (in *ingester) observe(rec *logparse.Record) bool {
 		us.requests[ukey] = uc
 	}
 	uc.Inc()
-	if len(rec.CacheKey) > 0 {
+	if ev.cacheKey.n > 0 {
 		if in.dups == nil {
 			in.dups = dedup.New(in.cfg.Duplicates)
 		}
-		at := rec.Time
-		if at.IsZero() {
-			at = in.now()
+		at := in.now()
+		if ev.unixNano != 0 {
+			at = time.Unix(0, ev.unixNano)
 		}
-		if in.dups.Seen(ss.name, rec.CacheKey, at) {
+		if in.dups.Seen(ss.name, eb.bytes(ev.cacheKey), at) {
 			ss.duplicates.Inc()
 		}
 	}
@@ -291,7 +391,6 @@ func (in *ingester) routeSeries(route *classify.Route, svc int) *routeSeries {
 	rs, ok := in.routes[k]
 	if !ok {
 		rs = &routeSeries{
-			service:  svc,
 			route:    route.Label,
 			duration: in.m.duration.WithLabelValues(in.services[svc].name, route.Label),
 			requests: map[uint32]prometheus.Counter{},
@@ -311,19 +410,20 @@ func methodIndex(m []byte) int {
 }
 
 // user returns the series of the line's user, applying the label policy and
-// the user cap, and the line's tier index.
-func (in *ingester) user(rec *logparse.Record) (*userSeries, int) {
-	if len(rec.User) == 0 {
+// the user cap, and the line's tier index: the tier the line names, else the
+// user's tier in the configuration, else the default tier.
+func (in *ingester) user(user, lineTier []byte) (*userSeries, int) {
+	if len(user) == 0 {
 		return in.anonymous, len(in.tiers) - 1
 	}
 	tier := -1
-	if len(rec.Tier) > 0 {
-		if i, ok := in.tierIndex[string(rec.Tier)]; ok && i < len(in.tiers)-1 {
+	if len(lineTier) > 0 {
+		if i, ok := in.tierIndex[string(lineTier)]; ok && i < len(in.tiers)-1 {
 			tier = i
 		}
 	}
 	if tier < 0 {
-		if i, ok := in.userTiers[string(rec.User)]; ok {
+		if i, ok := in.userTiers[string(user)]; ok {
 			tier = i
 		} else {
 			tier = in.defaultT
@@ -332,15 +432,15 @@ func (in *ingester) user(rec *logparse.Record) (*userSeries, int) {
 	if in.cfg.Users.Label == UserLabelDropped {
 		return in.dropped, tier
 	}
-	if us, ok := in.users[string(rec.User)]; ok {
+	if us, ok := in.users[string(user)]; ok {
 		return us, tier
 	}
 	if len(in.users) >= in.cfg.Users.MaxUsers {
 		in.userOverflow.Inc()
 		return in.overflowU, tier
 	}
-	us := &userSeries{label: in.userLabel(rec.User), requests: map[uint32]prometheus.Counter{}}
-	in.users[string(rec.User)] = us
+	us := &userSeries{label: in.userLabel(user), requests: map[uint32]prometheus.Counter{}}
+	in.users[string(user)] = us
 	return us, tier
 }
 

@@ -33,24 +33,43 @@ var contractFamilies = []string{
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-// ingestFile feeds a whole file to a fresh ingester, as one batch.
-func ingestFile(t *testing.T, cfg *Config, file string) (*prometheus.Registry, *ingester) {
+// newStages builds both ingest stages for cfg.
+func newStages(t testing.TB, cfg *Config, reg prometheus.Registerer) (*decoder, *ingester) {
 	t.Helper()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	reg := prometheus.NewPedanticRegistry()
 	m := NewMetrics(reg, cfg.Metrics)
-	in, err := newIngester(cfg, m, discardLogger())
+	in, err := newIngester(cfg, m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	in.now = func() time.Time { return time.Date(2025, 10, 24, 15, 0, 0, 0, time.UTC) }
+	d, err := newDecoder(cfg, m, in.classifier.Services(), discardLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, in
+}
+
+// ingestSync runs both stages in the caller's goroutine.
+func ingestSync(d *decoder, in *ingester, b *tailer.Batch) {
+	eb := d.decode(b)
+	in.ingest(eb)
+	putEventBatch(eb)
+}
+
+// ingestFile feeds a whole file to fresh stages, as one batch.
+func ingestFile(t *testing.T, cfg *Config, file string) (*prometheus.Registry, *ingester) {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	d, in := newStages(t, cfg, reg)
+	fixed := func() time.Time { return time.Date(2025, 10, 24, 15, 0, 0, 0, time.UTC) }
+	d.now, in.now = fixed, fixed
 	data, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	in.ingestBatch(&tailer.Batch{Source: 0, Data: data})
+	ingestSync(d, in, &tailer.Batch{Source: 0, Data: data})
 	return reg, in
 }
 

@@ -213,7 +213,11 @@ type pipeline struct {
 
 func startPipeline(ctx context.Context, cfg *Config, m *Metrics, log *slog.Logger, dir *state.Dir,
 	positions []tailer.Position) (*pipeline, error) {
-	in, err := newIngester(cfg, m, log.With("component", "ingest"))
+	in, err := newIngester(cfg, m)
+	if err != nil {
+		return nil, err
+	}
+	d, err := newDecoder(cfg, m, in.classifier.Services(), log.With("component", "ingest"))
 	if err != nil {
 		return nil, err
 	}
@@ -232,15 +236,31 @@ func startPipeline(ctx context.Context, cfg *Config, m *Metrics, log *slog.Logge
 	}
 	m.tailers.attach(t)
 	p := &pipeline{in: in, done: make(chan struct{})}
+	events := make(chan *eventBatch, 4)
 	go t.Run(ctx)
-	go p.loop(t, m, log, dir, cfg.Logs.CheckpointInterval)
+	go decodeLoop(t, d, events)
+	go func() {
+		p.loop(events, m, log, dir, cfg.Logs.CheckpointInterval)
+		m.tailers.detach(t)
+		close(p.done)
+	}()
 	return p, nil
 }
 
-// loop ingests batches until the tailer closes its channel, checkpointing on
-// an interval and once more at the end.
-func (p *pipeline) loop(t *tailer.Tailer, m *Metrics, log *slog.Logger, dir *state.Dir, every time.Duration) {
-	defer close(p.done)
+// decodeLoop is the first stage: tailer batches in, decoded batches out.
+// It ends when the tailer closes its channel.
+func decodeLoop(t *tailer.Tailer, d *decoder, out chan<- *eventBatch) {
+	defer close(out)
+	for b := range t.Batches() {
+		eb := d.decode(b)
+		t.Release(b)
+		out <- eb
+	}
+}
+
+// loop is the second stage: it applies decoded batches until the decoder
+// closes its channel, checkpointing on an interval and once more at the end.
+func (p *pipeline) loop(events <-chan *eventBatch, m *Metrics, log *slog.Logger, dir *state.Dir, every time.Duration) {
 	saves := make(chan []byte, 1)
 	var writer sync.WaitGroup
 	writer.Add(1)
@@ -252,16 +272,15 @@ func (p *pipeline) loop(t *tailer.Tailer, m *Metrics, log *slog.Logger, dir *sta
 	}()
 	tick := time.NewTicker(every)
 	defer tick.Stop()
-	batches := t.Batches()
-	for batches != nil {
+	for events != nil {
 		select {
-		case b, ok := <-batches:
+		case eb, ok := <-events:
 			if !ok {
-				batches = nil
+				events = nil
 				break
 			}
-			p.in.ingestBatch(b)
-			t.Release(b)
+			p.in.ingest(eb)
+			putEventBatch(eb)
 		case <-tick.C:
 			// Latest wins: a slow disk delays checkpoints, never ingestion.
 			data := p.in.checkpoint()
@@ -279,7 +298,6 @@ func (p *pipeline) loop(t *tailer.Tailer, m *Metrics, log *slog.Logger, dir *sta
 	close(saves)
 	writer.Wait()
 	saveCheckpoint(dir, p.in.checkpoint(), m, log)
-	m.tailers.detach(t)
 }
 
 // wait blocks until the pipeline has stopped and returns its final positions.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -38,7 +39,7 @@ func startInstance(t *testing.T, cfg *Config, stateDir string, configFile string
 	go func() {
 		done <- Run(ctx, Options{
 			Config: cfg, ConfigFile: configFile, StateDir: stateDir, TelemetryPath: "/metrics",
-			Listeners: []net.Listener{l}, Logger: discardLogger(), Registry: reg, Reload: reload,
+			Listeners: []net.Listener{l}, Logger: testLogger(), Registry: reg, Reload: reload,
 		})
 	}()
 	inst := &instance{reg: reg, url: "http://" + l.Addr().String()}
@@ -395,4 +396,11 @@ func TestStateDirLockedAgainstSecondInstance(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "in use by another process") {
 		t.Fatalf("second Run on the same state dir: %v", err)
 	}
+}
+
+func testLogger() *slog.Logger {
+	if os.Getenv("TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return discardLogger()
 }

@@ -62,11 +62,20 @@ func FuzzParseNginx(f *testing.F) {
 	f.Add([]byte(`192.168.1.100 - - [24/Oct/2025:14:32:15 +0000] "POST /api/v1/llm/chat/completions HTTP/1.1" 200 1024 "-" "Mozilla/5.0..." 0.850`))
 	f.Add([]byte(`10.20.9.241 - user_022 [24/Oct/2025:00:00:00 +0000] "GET /api/v1/users/1234/usage?page=3 HTTP/1.1" 404 0 "-" "curl/8.5.0" 60.000`))
 	p := mustNew(f, Config{Format: "nginx"})
+	// The same format matched forwards only, without skipping unread fields.
+	forward := mustNew(f, Config{Format: "nginx"}).(*nginxParser)
+	forward.left, forward.right = len(forward.tokens), len(forward.tokens)
 	f.Fuzz(func(t *testing.T, line []byte) {
-		var rec Record
+		var rec, rec2 Record
 		if err := p.Parse(line, &rec); err != nil {
 			return
 		}
 		checkInvariants(t, line, &rec)
+		if forward.Parse(line, &rec2) == nil {
+			if string(rec.Path) != string(rec2.Path) || string(rec.User) != string(rec2.User) || rec.Status != rec2.Status ||
+				rec.Size != rec2.Size || rec.Duration != rec2.Duration || !rec.Time.Equal(rec2.Time) {
+				t.Fatalf("skipping and forward parses differ on %q:\n%+v\n%+v", line, rec, rec2)
+			}
+		}
 	})
 }

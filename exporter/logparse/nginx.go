@@ -13,6 +13,7 @@ import (
 type nginxToken struct {
 	literal []byte
 	name    string  // variable name; empty for literals
+	width   int     // the value's fixed length, when it has one
 	fields  []Field // record fields this variable feeds
 	request bool    // $request: feeds method and path
 }
@@ -20,9 +21,17 @@ type nginxToken struct {
 // nginxParser matches lines against a compiled nginx log_format. A variable
 // extends to the next literal of the format (nginx escapes quotes inside
 // quoted values, so a quoted value cannot contain the closing quote).
+//
+// Variables nothing reads (the referer and user agent of "combined") are not
+// scanned when they can be skipped: the tokens after the last of them are
+// matched from the end of the line backwards.
 type nginxParser struct {
 	tokens []nginxToken
 	loc    *time.Location
+	// tokens[:left] are matched forwards, tokens[right:] backwards, and the
+	// unread variables between them are skipped. left == right == len(tokens)
+	// when there is nothing to skip.
+	left, right int
 
 	// Consecutive lines mostly share a timestamp; remember the last one.
 	lastTimeRaw [40]byte
@@ -69,7 +78,7 @@ func compileNginxFormat(format string) ([]nginxToken, error) {
 		} else if len(toks) > 0 && toks[len(toks)-1].name != "" {
 			return nil, fmt.Errorf("variables $%s and $%s have no text between them", toks[len(toks)-1].name, name)
 		}
-		toks = append(toks, nginxToken{name: name})
+		toks = append(toks, nginxToken{name: name, width: fixedWidth[name]})
 	}
 	if len(lit) > 0 {
 		toks = append(toks, nginxToken{literal: lit})
@@ -116,7 +125,40 @@ func newNginxParser(format string, keys [numFields][]string, loc *time.Location)
 	if !bound(FieldStatus) {
 		return nil, fielderr.New("nginx_format", "has no $status")
 	}
-	return &nginxParser{tokens: toks, loc: loc}, nil
+	p := &nginxParser{tokens: toks, loc: loc, left: len(toks), right: len(toks)}
+	p.planSkip()
+	return p, nil
+}
+
+// planSkip finds the run of unread variables to skip: the one that ends
+// with the last unread variable, when every variable after it is read.
+func (p *nginxParser) planSkip() {
+	used := func(t *nginxToken) bool { return t.name == "" || t.request || len(t.fields) > 0 }
+	last := -1
+	for i := range p.tokens {
+		if !used(&p.tokens[i]) {
+			last = i
+		}
+	}
+	if last < 0 || last == len(p.tokens)-1 {
+		return // nothing unread, or the unread variable ends the line
+	}
+	first := last
+	for first > 0 && (p.tokens[first-1].name == "" || !used(&p.tokens[first-1])) {
+		first--
+	}
+	// tokens[first] is a literal closing the last read variable before the
+	// run (or the run starts the line); match it forwards, skip to last+1.
+	if p.tokens[first].name != "" {
+		if first == 0 {
+			p.left = 0
+		} else {
+			return
+		}
+	} else {
+		p.left = first + 1
+	}
+	p.right = last + 1
 }
 
 // Parse implements Parser.
@@ -127,10 +169,10 @@ func (p *nginxParser) Parse(line []byte, rec *Record) error {
 		return errEmpty
 	}
 	pos := 0
-	for i := range p.tokens {
+	for i := 0; i < p.left; i++ {
 		t := &p.tokens[i]
 		if t.name == "" {
-			if !bytes.HasPrefix(line[pos:], t.literal) {
+			if len(line)-pos < len(t.literal) || !hasLiteralAt(line, pos, t.literal) {
 				return errFormat
 			}
 			pos += len(t.literal)
@@ -138,9 +180,12 @@ func (p *nginxParser) Parse(line []byte, rec *Record) error {
 		}
 		var val []byte
 		if i+1 < len(p.tokens) {
-			end := indexLiteral(line[pos:], p.tokens[i+1].literal)
-			if end < 0 {
-				return errFormat
+			next := p.tokens[i+1].literal
+			end := t.width
+			if end == 0 || len(line)-pos < end+len(next) || !hasLiteralAt(line, pos+end, next) {
+				if end = indexLiteral(line[pos:], next); end < 0 {
+					return errFormat
+				}
 			}
 			val = line[pos : pos+end]
 			pos += end
@@ -148,21 +193,50 @@ func (p *nginxParser) Parse(line []byte, rec *Record) error {
 			val = line[pos:]
 			pos = len(line)
 		}
-		if t.request {
-			if err := parseRequest(val, rec); err != nil {
-				return err
-			}
-		}
-		for _, f := range t.fields {
-			if err := p.setField(f, val, rec); err != nil {
-				return err
-			}
+		if err := p.apply(t, val, rec); err != nil {
+			return err
 		}
 	}
-	if pos != len(line) {
+	// Backwards from the end of the line, down to the skipped variables.
+	end := len(line)
+	for i := len(p.tokens) - 1; i >= p.right; i-- {
+		t := &p.tokens[i]
+		if t.name == "" {
+			if end-pos < len(t.literal) || !hasLiteralAt(line, end-len(t.literal), t.literal) {
+				return errFormat
+			}
+			end -= len(t.literal)
+			continue
+		}
+		prev := p.tokens[i-1].literal // right > left >= 0, and variables never touch
+		start := bytes.LastIndex(line[pos:end], prev)
+		if start < 0 {
+			return errFormat
+		}
+		start += pos + len(prev)
+		if err := p.apply(t, line[start:end], rec); err != nil {
+			return err
+		}
+		end = start
+	}
+	if p.right == len(p.tokens) && pos != len(line) {
 		return errFormat
 	}
 	return rec.validate()
+}
+
+func (p *nginxParser) apply(t *nginxToken, val []byte, rec *Record) error {
+	if t.request {
+		if err := parseRequest(val, rec); err != nil {
+			return err
+		}
+	}
+	for _, f := range t.fields {
+		if err := p.setField(f, val, rec); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // parseRequest splits "$request" ("GET /path HTTP/1.1") into method and path.
@@ -261,23 +335,38 @@ func (p *nginxParser) parseTime(val []byte) (time.Time, bool) {
 }
 
 // indexLiteral is bytes.Index for the short separators of a log format,
-// without its set-up cost.
+// without its set-up cost: most values are short, so a plain loop finds the
+// separator before a vectorised search would have started.
 func indexLiteral(b, lit []byte) int {
-	if len(lit) == 1 {
-		return bytes.IndexByte(b, lit[0])
-	}
-	for from := 0; ; {
-		i := bytes.IndexByte(b[from:], lit[0])
-		if i < 0 {
-			return -1
+	first := lit[0]
+	n := len(b) - len(lit) + 1
+	for i := 0; i < n; i++ {
+		if b[i] != first {
+			if i < 32 {
+				continue
+			}
+			j := bytes.IndexByte(b[i:n], first)
+			if j < 0 {
+				return -1
+			}
+			i += j
 		}
-		i += from
-		if len(b)-i < len(lit) {
-			return -1
-		}
-		if string(b[i+1:i+len(lit)]) == string(lit[1:]) {
+		if hasLiteralAt(b, i, lit) {
 			return i
 		}
-		from = i + 1
 	}
+	return -1
+}
+
+// fixedWidth is the length of variables whose values always have it.
+var fixedWidth = map[string]int{"time_local": 26, "status": 3, "time_iso8601": 25}
+
+// hasLiteralAt reports whether b holds lit at i; the caller checks the length.
+func hasLiteralAt(b []byte, i int, lit []byte) bool {
+	for k, c := range lit {
+		if b[i+k] != c {
+			return false
+		}
+	}
+	return true
 }

@@ -22,10 +22,12 @@ type reader struct {
 	off atomic.Int64 // read position: just after the last line handed on
 
 	// Guarded by t.mu.
-	path   string    // the file's name as last seen
-	seenAt time.Time // last time discovery saw the file under a matching name
-	fp     uint64
-	fpLen  int
+	path    string    // the file's name as last seen
+	seenAt  time.Time // last time discovery saw the file under a matching name
+	fp      uint64
+	fpLen   int
+	pending bool // waiting for a first line before reading anything
+	claimed bool // found to be a copy while pending: never read it
 
 	lastGrowth time.Time // last time a read found new data
 	skipping   bool      // inside an over-long line, discarding up to its newline
@@ -54,7 +56,14 @@ func (r *reader) run(ctx context.Context, recoverFrom *Position) {
 	defer r.t.wg.Done()
 	defer r.exit()
 	r.lastGrowth = time.Now()
-	if recoverFrom != nil && !r.recoverTruncated(ctx, *recoverFrom, false) {
+	if !r.awaitFirstLine(ctx) {
+		return
+	}
+	if recoverFrom != nil {
+		if !r.recoverTruncated(ctx, *recoverFrom, false) {
+			return
+		}
+	} else if !r.sendPosition(ctx) {
 		return
 	}
 	wasLive := false
@@ -111,6 +120,43 @@ func (r *reader) run(ctx context.Context, recoverFrom *Position) {
 	}
 }
 
+// awaitFirstLine holds back a new file until it has a complete first line:
+// until then it cannot be told from a copy being written. It returns false
+// when the reader must end: ctx ended, or the file turned out to be a copy.
+func (r *reader) awaitFirstLine(ctx context.Context) bool {
+	for {
+		r.t.mu.Lock()
+		known, claimed := r.fpLen > 0, r.claimed
+		r.pending = !known && r.off.Load() == 0 && !claimed
+		r.t.mu.Unlock()
+		if claimed {
+			return false
+		}
+		if known || r.off.Load() > 0 {
+			return true
+		}
+		if fp, n, err := fingerprint(r.f); err == nil && n > 0 {
+			r.t.mu.Lock()
+			defer r.t.mu.Unlock()
+			if r.claimed {
+				return false
+			}
+			r.pending = false
+			if r.t.claimAsCopy(r.id, r.path, fp, n) {
+				delete(r.t.readers, r.id)
+				return false
+			}
+			r.fp, r.fpLen = fp, n
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(r.t.cfg.PollInterval):
+		}
+	}
+}
+
 // exit unregisters the reader. Copies found of its file are marked as read
 // to their current end: they hold lines this reader read.
 func (r *reader) exit() {
@@ -152,6 +198,7 @@ func (r *reader) retire(ctx context.Context) {
 	r.t.mu.Lock()
 	r.t.known[r.id] = pos // should it reappear under a matching name, resume
 	r.t.mu.Unlock()
+	r.t.log.Debug("done with rotated log file", "path", pos.Path, "offset", pos.Offset, "inode", r.id.Ino)
 	b := r.t.getBatch(r.src)
 	b.Pos, b.Retire = pos, true
 	r.t.send(ctx, b)
@@ -269,18 +316,20 @@ func (r *reader) setFingerprintFrom(data []byte) {
 
 // ensureFingerprint computes the fingerprint of a file first read from an
 // offset (a resume or a start at the end), once it has a first line.
-func (r *reader) ensureFingerprint() {
+func (r *reader) ensureFingerprint() (uint64, int, error) {
 	r.t.mu.Lock()
-	have := r.fpLen > 0
+	fp, n := r.fp, r.fpLen
 	r.t.mu.Unlock()
-	if have {
-		return
+	if n > 0 {
+		return fp, n, nil
 	}
-	if fp, n, err := fingerprint(r.f); err == nil && n > 0 {
+	fp, n, err := fingerprint(r.f)
+	if err == nil && n > 0 {
 		r.t.mu.Lock()
 		r.fp, r.fpLen = fp, n
 		r.t.mu.Unlock()
 	}
+	return fp, n, err
 }
 
 type followEnd int
@@ -294,7 +343,7 @@ const (
 // follow hands on lines one by one as nxadm/tail delivers them, from the
 // read position, while the file keeps its name and the follower keeps up.
 func (r *reader) follow(ctx context.Context) followEnd {
-	r.ensureFingerprint()
+	_, _, _ = r.ensureFingerprint()
 	path := r.currentPath()
 	tl, err := tail.TailFile(path, tail.Config{
 		Location:      &tail.SeekInfo{Offset: r.off.Load(), Whence: io.SeekStart},
@@ -327,7 +376,7 @@ func (r *reader) follow(ctx context.Context) followEnd {
 		b.Pos = r.position()
 		ok := r.t.send(ctx, b)
 		b = nil
-		r.ensureFingerprint()
+		_, _, _ = r.ensureFingerprint()
 		return ok
 	}
 	defer func() {
@@ -454,9 +503,15 @@ func (r *reader) recoverTruncated(ctx context.Context, old Position, seen bool) 
 	r.off.Store(0)
 	r.skipping = false
 	// Checkpoint the reset at once, so that a restart does not recover again.
-	b := t.getBatch(r.src)
+	return r.sendPosition(ctx)
+}
+
+// sendPosition hands on the read position without lines, so that the
+// consumer's checkpoint knows the file from the moment it is taken up.
+func (r *reader) sendPosition(ctx context.Context) bool {
+	b := r.t.getBatch(r.src)
 	b.Pos = r.position()
-	return t.send(ctx, b)
+	return r.t.send(ctx, b)
 }
 
 // readFromCopy finds the copy of old's content next to old.Path and reads
@@ -493,10 +548,15 @@ func (r *reader) readFromCopy(ctx context.Context, old Position) bool {
 			continue
 		}
 		t.mu.Lock()
-		if t.readers[id] != nil {
-			t.mu.Unlock()
-			f.Close()
-			continue // already followed in its own right
+		if rr := t.readers[id]; rr != nil {
+			if !rr.pending {
+				t.mu.Unlock()
+				f.Close()
+				continue // already followed in its own right
+			}
+			// Found while its first line was being written: it is the copy.
+			rr.claimed = true
+			delete(t.readers, id)
 		}
 		start := old.Offset
 		if k, ok := t.known[id]; ok {
@@ -524,11 +584,11 @@ func (r *reader) readFromCopy(ctx context.Context, old Position) bool {
 			delete(t.known, id)
 		}
 		t.mu.Unlock()
-		if !matched {
-			b := t.getBatch(r.src)
-			b.Pos, b.Retire = pos, true
-			t.send(ctx, b)
-		}
+		// Checkpoint the copy's position even when nothing was left to read,
+		// so that a restart does not take it for a new file.
+		b := t.getBatch(r.src)
+		b.Pos, b.Retire = pos, !matched
+		t.send(ctx, b)
 		return true
 	}
 	return false

@@ -143,8 +143,12 @@ func (t *Tailer) getBatch(source int) *Batch {
 	return b
 }
 
-// send delivers b unless ctx ends first.
+// send delivers b unless ctx has ended.
 func (t *Tailer) send(ctx context.Context, b *Batch) bool {
+	if ctx.Err() != nil {
+		t.Release(b)
+		return false
+	}
 	select {
 	case t.out <- b:
 		return true
@@ -232,6 +236,11 @@ func (t *Tailer) consider(ctx context.Context, si int, name string, initial bool
 		r.sighted(name)
 		return
 	}
+	if ctx.Err() != nil {
+		// Shutting down: readers are leaving the registry, and a new one
+		// would read their files again from the start.
+		return
+	}
 	if _, ok := t.copies[id]; ok {
 		return
 	}
@@ -262,22 +271,31 @@ func (t *Tailer) consider(ctx context.Context, si int, name string, initial bool
 			recoverFrom = &known
 		}
 	case fpLen > 0:
-		// A new file that starts like a followed one is a copy of it
-		// (logrotate's copytruncate): its lines are counted already, or will
-		// be read from it when the original is truncated.
-		for _, r := range t.readers {
-			if r.fpLen == fpLen && r.fp == fp {
-				t.copies[id] = copyOf{owner: r, path: name}
-				f.Close()
-				return
-			}
+		if t.claimAsCopy(id, name, fp, fpLen) {
+			f.Close()
+			return
 		}
 	}
 	r := &reader{t: t, src: si, f: f, id: id, path: name, fp: fp, fpLen: fpLen, seenAt: time.Now()}
 	r.off.Store(offset)
+	t.log.Debug("reading log file", "path", name, "offset", offset, "resumed", isKnown, "inode", id.Ino)
 	t.readers[id] = r
 	t.wg.Add(1)
 	go r.run(ctx, recoverFrom)
+}
+
+// claimAsCopy records a new file that starts like a followed one as a copy
+// of it (logrotate's copytruncate): its lines are counted already, or will
+// be read from it when the original is truncated. t.mu is held.
+func (t *Tailer) claimAsCopy(id FileID, name string, fp uint64, fpLen int) bool {
+	for _, r := range t.readers {
+		if r.id != id && r.fpLen == fpLen && r.fp == fp {
+			t.copies[id] = copyOf{owner: r, path: name}
+			t.log.Debug("file is a copy of a followed file", "path", name, "of", r.path)
+			return true
+		}
+	}
+	return false
 }
 
 // resumeOrphans looks for checkpointed files that no glob matched any more
@@ -300,11 +318,19 @@ func (t *Tailer) resumeOrphans(ctx context.Context) {
 			t.mu.Lock()
 			delete(t.known, p.FileID)
 			t.mu.Unlock()
+			b := t.getBatch(si)
+			b.Pos, b.Retire = p, true
+			t.send(ctx, b)
 			continue
 		}
 		fp, fpLen, _ := fingerprint(f)
 		t.mu.Lock()
 		delete(t.known, p.FileID)
+		if t.readers[p.FileID] != nil || ctx.Err() != nil {
+			t.mu.Unlock()
+			f.Close()
+			continue
+		}
 		r := &reader{t: t, src: si, f: f, id: p.FileID, path: name, fp: fp, fpLen: fpLen}
 		var recoverFrom *Position
 		if p.FingerprintLen == 0 || (p.FingerprintLen == fpLen && p.Fingerprint == fp) {

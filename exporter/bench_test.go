@@ -1,0 +1,181 @@
+package exporter
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/usage-exporter/usage-exporter/exporter/tailer"
+)
+
+// benchLines are one gateway request in both formats.
+var (
+	benchNginx = []byte(`10.20.9.241 - user_022 [24/Oct/2025:00:00:00 +0000] "POST /api/v1/llm/chat/completions HTTP/1.1" 200 2557 "-" "python-requests/2.31.0" 1.716`)
+	benchJSON  = []byte(`{"timestamp":"2025-10-24T00:00:00.004Z","user_id":"user_022","method":"POST","path":"/api/v1/llm/chat/completions","status":200,"duration_ms":1716.2,"size":2557,"ip_address":"10.20.9.241","user_agent":"python-requests/2.31.0","service":"llm"}`)
+)
+
+// BenchmarkIngestLine is parse plus metric update for one line: the work the
+// exporter does per line once the bytes are in memory. The path must not
+// allocate.
+func BenchmarkIngestLine(b *testing.B) {
+	for _, tc := range []struct {
+		format string
+		line   []byte
+	}{{"nginx", benchNginx}, {"json", benchJSON}} {
+		b.Run(tc.format, func(b *testing.B) {
+			d, in := newStages(b, testConfig(tc.format), prometheus.NewRegistry())
+			batch := &tailer.Batch{Data: append(append([]byte{}, tc.line...), '\n')}
+			b.ReportAllocs()
+			for b.Loop() {
+				ingestSync(d, in, batch)
+			}
+		})
+	}
+}
+
+// benchFile returns the file named by an environment variable (make bench
+// points it at the 1,000,000-line files of the anchors), or writes n lines
+// of the same shape to a temporary file.
+func benchFile(b *testing.B, env, format string, n int) (string, int) {
+	if p := os.Getenv(env); p != "" {
+		f, err := os.Open(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		lines := 0
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			lines++
+		}
+		return p, lines
+	}
+	path := filepath.Join(b.TempDir(), "access.log")
+	var buf bytes.Buffer
+	paths := []string{"/api/v1/llm/chat/completions", "/api/v1/embeddings", "/api/v1/search", "/api/v1/users/%d/usage", "/healthz"}
+	for i := 0; i < n; i++ {
+		p := paths[i%len(paths)]
+		if p == "/api/v1/users/%d/usage" {
+			p = fmt.Sprintf(p, 1000+i%9000)
+		}
+		user := "user_" + strconv.Itoa(i%50)
+		if format == "nginx" {
+			fmt.Fprintf(&buf, "10.20.9.241 - %s [24/Oct/2025:00:%02d:%02d +0000] \"POST %s HTTP/1.1\" 200 2557 \"-\" \"python-requests/2.31.0\" 1.%03d\n",
+				user, i/60%60, i%60, p, i%1000)
+		} else {
+			fmt.Fprintf(&buf, `{"timestamp":"2025-10-24T00:%02d:%02d.004Z","user_id":"%s","method":"POST","path":"%s","status":200,"duration_ms":%d.2,"size":2557,"ip_address":"10.20.9.241","user_agent":"python-requests/2.31.0","service":"llm"}`+"\n",
+				i/60%60, i%60, user, p, i%3000)
+		}
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	return path, n
+}
+
+// BenchmarkBacklog reads a whole file from its start through the tailer,
+// parser, classifier and metric updates: the end-to-end backlog path.
+func BenchmarkBacklog(b *testing.B) {
+	for _, tc := range []struct{ format, env string }{
+		{"nginx", "USAGE_BENCH_NGINX"},
+		{"json", "USAGE_BENCH_JSON"},
+	} {
+		b.Run(tc.format, func(b *testing.B) {
+			path, lines := benchFile(b, tc.env, tc.format, 200000)
+			fi, _ := os.Stat(path)
+			var total time.Duration
+			for b.Loop() {
+				total += backlogOnce(b, path, tc.format, lines)
+			}
+			b.SetBytes(fi.Size())
+			b.ReportMetric(float64(lines)*float64(b.N)/total.Seconds(), "lines/s")
+		})
+	}
+}
+
+func backlogOnce(b *testing.B, path, format string, lines int) time.Duration {
+	cfg := fastConfig(path)
+	cfg.Logs.Sources[0].Format = format
+	cfg.Logs.Start = tailer.StartBeginning
+	d, in := newStages(b, cfg, prometheus.NewRegistry())
+	t, err := tailer.New(cfg.Logs.Config, []string{path}, nil, discardLogger())
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	target := fi(b, path)
+	events := make(chan *eventBatch, 4)
+	start := time.Now()
+	go t.Run(ctx)
+	go decodeLoop(t, d, events)
+	var elapsed time.Duration
+	for eb := range events {
+		in.ingest(eb)
+		end := eb.pos.Offset
+		putEventBatch(eb)
+		if end >= target && elapsed == 0 {
+			elapsed = time.Since(start)
+			cancel()
+		}
+	}
+	src := in.sources[0]
+	got := testutil.ToFloat64(src.parsed) + testutil.ToFloat64(src.invalid) + testutil.ToFloat64(src.filtered)
+	if int(got) != lines {
+		b.Fatalf("ingested %v lines, want %d", got, lines)
+	}
+	return elapsed
+}
+
+func fi(b *testing.B, path string) int64 {
+	st, err := os.Stat(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return st.Size()
+}
+
+// BenchmarkScrape gathers and encodes /metrics with 10,000 users and 200 routes.
+func BenchmarkScrape(b *testing.B) {
+	cfg := testConfig("json")
+	cfg.Users.MaxUsers = 10000
+	reg := prometheus.NewRegistry()
+	d, in := newStages(b, cfg, reg)
+	services := []string{"llm", "embeddings", "search", "tts", "stt"}
+	codes := []int{200, 400, 429, 500}
+	var buf bytes.Buffer
+	for i := 0; i < 200; i++ {
+		svc := services[i%len(services)]
+		for u := 0; u < 50; u++ {
+			fmt.Fprintf(&buf, `{"user_id":"user_%05d","method":"POST","path":"/api/v1/%s/op%03d","service":"%s","status":%d,"duration_ms":%d}`+"\n",
+				i*50+u, svc, i, svc, codes[u%len(codes)], 10+u*37)
+		}
+	}
+	ingestSync(d, in, &tailer.Batch{Data: buf.Bytes()})
+	if n := len(in.users); n != 10000 {
+		b.Fatalf("%d users, want 10000", n)
+	}
+	if n := len(in.routes); n != 200 {
+		b.Fatalf("%d routes, want 200", n)
+	}
+	h := newMux(reg, Options{}, discardLogger(), new(atomic.Bool), nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		if rec.Code != 200 {
+			b.Fatalf("scrape status %d", rec.Code)
+		}
+	}
+}
