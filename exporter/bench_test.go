@@ -179,3 +179,103 @@ func BenchmarkScrape(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkFollow appends lines to a followed file, 100 lines a write, as
+// fast as the writer can, and measures until the last is counted: the live
+// path. "nxadm" never leaves line-by-line following (catch_up_bytes is out
+// of reach); "catch-up" is the default, which switches to buffered reads
+// when the follower falls more than 1 MiB behind.
+func BenchmarkFollow(b *testing.B) {
+	src, lines := benchFile(b, "USAGE_BENCH_NGINX", "nginx", 300000)
+	data, err := os.ReadFile(src)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const want = 300000
+	if lines > want {
+		cut := 0
+		for i := 0; i < want; i++ {
+			cut += bytes.IndexByte(data[cut:], '\n') + 1
+		}
+		data, lines = data[:cut], want
+	}
+	var chunks [][]byte
+	for rest := data; len(rest) > 0; {
+		end := 0
+		for i := 0; i < 100 && end < len(rest); i++ {
+			end += bytes.IndexByte(rest[end:], '\n') + 1
+		}
+		chunks = append(chunks, rest[:end])
+		rest = rest[end:]
+	}
+	for _, tc := range []struct {
+		name    string
+		catchUp int64
+	}{{"nxadm", 1 << 40}, {"catch-up", tailer.DefaultConfig().CatchUpBytes}} {
+		b.Run(tc.name, func(b *testing.B) {
+			var total time.Duration
+			for b.Loop() {
+				total += followOnce(b, chunks, lines, tc.catchUp)
+			}
+			b.ReportMetric(float64(lines)*float64(b.N)/total.Seconds(), "lines/s")
+		})
+	}
+}
+
+func followOnce(b *testing.B, chunks [][]byte, lines int, catchUp int64) time.Duration {
+	path := filepath.Join(b.TempDir(), "access.log")
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	// The file must have a first line before the follower takes it up.
+	if _, err := f.Write(chunks[0]); err != nil {
+		b.Fatal(err)
+	}
+	cfg := fastConfig(path)
+	cfg.Logs.Sources[0].Format = "nginx"
+	cfg.Logs.CatchUpBytes = catchUp
+	d, in := newStages(b, cfg, prometheus.NewRegistry())
+	t, err := tailer.New(cfg.Logs.Config, []string{path}, nil, discardLogger())
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	events := make(chan *eventBatch, 4)
+	go t.Run(ctx)
+	go decodeLoop(t, d, events)
+	src := in.sources[0]
+	count := func() int {
+		return int(testutil.ToFloat64(src.parsed) + testutil.ToFloat64(src.invalid) + testutil.ToFloat64(src.filtered))
+	}
+	for eb := range events { // wait until the first chunk is in: following has begun
+		in.ingest(eb)
+		putEventBatch(eb)
+		if count() == bytes.Count(chunks[0], []byte{'\n'}) {
+			break
+		}
+	}
+	start := time.Now()
+	go func() {
+		for _, c := range chunks[1:] {
+			if _, err := f.Write(c); err != nil {
+				panic(err)
+			}
+		}
+	}()
+	for eb := range events {
+		in.ingest(eb)
+		putEventBatch(eb)
+		if count() == lines {
+			break
+		}
+	}
+	elapsed := time.Since(start)
+	cancel()
+	for eb := range events {
+		putEventBatch(eb)
+	}
+	return elapsed
+}

@@ -209,7 +209,7 @@ func (p *nginxParser) Parse(line []byte, rec *Record) error {
 			continue
 		}
 		prev := p.tokens[i-1].literal // right > left >= 0, and variables never touch
-		start := bytes.LastIndex(line[pos:end], prev)
+		start := lastIndexLiteral(line[pos:end], prev)
 		if start < 0 {
 			return errFormat
 		}
@@ -352,6 +352,16 @@ func indexLiteral(b, lit []byte) int {
 			i += j
 		}
 		if hasLiteralAt(b, i, lit) {
+			return i
+		}
+	}
+	return -1
+}
+
+// lastIndexLiteral is bytes.LastIndex for short separators near the end.
+func lastIndexLiteral(b, lit []byte) int {
+	for i := len(b) - len(lit); i >= 0; i-- {
+		if b[i] == lit[0] && hasLiteralAt(b, i, lit) {
 			return i
 		}
 	}

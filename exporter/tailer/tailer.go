@@ -51,7 +51,7 @@ type Batch struct {
 	buf []byte
 }
 
-const batchBytes = 256 << 10
+const batchBytes = 128 << 10
 
 // SourceStats describes one configured source, for the exporter's own metrics.
 type SourceStats struct {

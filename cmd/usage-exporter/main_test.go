@@ -1,0 +1,148 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The test binary doubles as the exporter: with this variable set it runs
+// main, so the tests exercise flags, exit codes and signals of a real process.
+func TestMain(m *testing.M) {
+	if os.Getenv("USAGE_EXPORTER_RUN_MAIN") == "1" {
+		os.Exit(run())
+	}
+	os.Exit(m.Run())
+}
+
+func command(args ...string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "USAGE_EXPORTER_RUN_MAIN=1")
+	return cmd
+}
+
+func TestConfigCheck(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yml")
+	bad := filepath.Join(dir, "bad.yml")
+	os.WriteFile(good, []byte("logs:\n  sources:\n    - path: /tmp/x.log\n"), 0o644)
+	os.WriteFile(bad, []byte("logs:\n  sources:\n    - path: /tmp/x.log\n      format: xml\n"), 0o644)
+
+	out, err := command("--config.file", good, "--config.check").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "configuration OK") {
+		t.Fatalf("good config: %v\n%s", err, out)
+	}
+	out, err = command("--config.file", bad, "--config.check").CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("bad config: exit %v, want 1\n%s", err, out)
+	}
+	if want := bad + `: line 4: logs.sources[0].format: must be one of json, nginx, not "xml"`; !strings.Contains(string(out), want) {
+		t.Fatalf("bad config message:\n%s\nwant %q", out, want)
+	}
+	// Flags are validated like the file.
+	out, err = command("--log.path", "/tmp/x.log", "--log.format", "csv").CombinedOutput()
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(string(out), "csv") {
+		t.Fatalf("bad flag: %v\n%s", err, out)
+	}
+}
+
+func freePort(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func scrape(addr string) string {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestSignals: SIGHUP reloads (a bad file is refused and ingestion goes on),
+// SIGTERM stops cleanly with the final checkpoint written.
+func TestSignals(t *testing.T) {
+	dir := t.TempDir()
+	logFile := filepath.Join(dir, "access.log")
+	config := filepath.Join(dir, "config.yml")
+	stateDir := filepath.Join(dir, "state")
+	line := `{"path":"/api/v1/search","status":200,"user_id":"u1","duration_ms":5}` + "\n"
+	os.WriteFile(logFile, []byte(line), 0o644)
+	os.WriteFile(config, []byte("logs:\n  poll_interval: 20ms\n  sources:\n    - path: "+logFile+"\n"), 0o644)
+	addr := freePort(t)
+	cmd := command("--config.file", config, "--state.dir", stateDir, "--web.listen-address", addr, "--log.level", "debug")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	counted := func(n string) func() bool {
+		return func() bool {
+			return strings.Contains(scrape(addr), `usage_exporter_log_lines_total{result="parsed",source="`+logFile+`"} `+n+"\n")
+		}
+	}
+	waitFor(t, "first line", counted("1"))
+
+	os.WriteFile(config, []byte("logs:\n  sources: []\n"), 0o644)
+	cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, "failed reload reported", func() bool {
+		return strings.Contains(scrape(addr), "usage_exporter_config_last_reload_successful 0")
+	})
+	f, _ := os.OpenFile(logFile, os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString(line)
+	f.Close()
+	waitFor(t, "second line under the old configuration", counted("2"))
+
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, stderr.String())
+	}
+	var cp struct {
+		Positions []struct {
+			Path   string `json:"path"`
+			Offset int64  `json:"offset"`
+		} `json:"positions"`
+	}
+	data, err := os.ReadFile(filepath.Join(stateDir, "checkpoint.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &cp); err != nil {
+		t.Fatal(err)
+	}
+	if len(cp.Positions) != 1 || cp.Positions[0].Offset != int64(2*len(line)) {
+		t.Fatalf("checkpoint %s, want one file at offset %d", data, 2*len(line))
+	}
+	if !strings.Contains(stderr.String(), "configuration reload failed") {
+		t.Errorf("reload failure not logged:\n%s", stderr.String())
+	}
+}
