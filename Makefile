@@ -62,9 +62,10 @@ $(BENCH_DATA)/access-1m.json.log:
 # Go benchmarks: per-line cost and allocations, the end-to-end backlog path
 # (file -> tailer -> parse -> series) on the 1M-line files, a 10k-user scrape.
 bench: $(BENCH_DATA)/access-1m.log $(BENCH_DATA)/access-1m.json.log
-	$(GO) test ./exporter/logparse -run '^$$' -bench . -benchmem
+	$(GO) test ./exporter/logparse ./exporter/classify ./exporter/dedup -run '^$$' -bench . -benchmem -count 3
+	$(GO) test ./exporter -run '^$$' -bench 'IngestLine|Scrape' -benchmem -count 3
 	USAGE_BENCH_NGINX=$(CURDIR)/$(BENCH_DATA)/access-1m.log USAGE_BENCH_JSON=$(CURDIR)/$(BENCH_DATA)/access-1m.json.log \
-		$(GO) test ./exporter -run '^$$' -bench 'IngestLine|Backlog|Follow|Scrape' -benchtime 3x -count 3 -benchmem
+		$(GO) test ./exporter -run '^$$' -bench 'Backlog|Follow' -benchtime 3x -count 3
 
 # The anchors' harness (ANCHORS.md "append" mode) on the built binary.
 bench-harness: build $(BENCH_DATA)/access-1m.log

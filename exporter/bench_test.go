@@ -170,13 +170,25 @@ func BenchmarkScrape(b *testing.B) {
 		b.Fatalf("%d routes, want 200", n)
 	}
 	h := newMux(reg, Options{}, discardLogger(), new(atomic.Bool), nil)
-	b.ReportAllocs()
-	for b.Loop() {
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-		if rec.Code != 200 {
-			b.Fatalf("scrape status %d", rec.Code)
-		}
+	// What Prometheus asks for: text, or protobuf when native histograms are
+	// enabled; gzip either way.
+	for _, accept := range []struct{ name, header string }{
+		{"text", "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"},
+		{"protobuf", "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.5,*/*;q=0.1"},
+	} {
+		b.Run(accept.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				rec := httptest.NewRecorder()
+				req := httptest.NewRequest("GET", "/metrics", nil)
+				req.Header.Set("Accept", accept.header)
+				req.Header.Set("Accept-Encoding", "gzip")
+				h.ServeHTTP(rec, req)
+				if rec.Code != 200 || rec.Header().Get("Content-Encoding") != "gzip" {
+					b.Fatalf("scrape status %d, encoding %q", rec.Code, rec.Header().Get("Content-Encoding"))
+				}
+			}
+		})
 	}
 }
 

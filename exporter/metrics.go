@@ -208,11 +208,8 @@ func (c *tailerCollector) Collect(ch chan<- prometheus.Metric) {
 	if t != nil {
 		for _, s := range t.Stats() {
 			b := stats[s.Source]
-			b.Source = s.Source
+			addCounts(&b, s)
 			b.Files, b.UnreadBytes = s.Files, s.UnreadBytes
-			b.Renames += s.Renames
-			b.Truncations += s.Truncations
-			b.Recovered += s.Recovered
 			stats[s.Source] = b
 		}
 	}
@@ -242,13 +239,18 @@ func (c *tailerCollector) detach(t *tailer.Tailer) {
 	}
 	for _, s := range final {
 		b := c.base[s.Source]
-		b.Source = s.Source
-		b.Renames += s.Renames
-		b.Truncations += s.Truncations
-		b.Recovered += s.Recovered
+		addCounts(&b, s)
 		c.base[s.Source] = b
 	}
 	if c.current == t {
 		c.current = nil
 	}
+}
+
+// addCounts adds the counters of s (not its gauges) to dst.
+func addCounts(dst *tailer.SourceStats, s tailer.SourceStats) {
+	dst.Source = s.Source
+	dst.Renames += s.Renames
+	dst.Truncations += s.Truncations
+	dst.Recovered += s.Recovered
 }

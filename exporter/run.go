@@ -109,6 +109,7 @@ func Run(ctx context.Context, opts Options) error {
 	srv := &http.Server{
 		Handler:           newMux(reg, opts, log, &ready, reloads),
 		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	httpErr := make(chan error, 1)
 	go func() {

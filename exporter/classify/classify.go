@@ -57,7 +57,7 @@ func (c Config) Validate() error {
 	seen := map[string]bool{}
 	for i, s := range c.Services {
 		path := "services[" + strconv.Itoa(i) + "]"
-		if s.Name == "" || !validName(s.Name) {
+		if s.Name == "" || !fielderr.ValidName(s.Name) {
 			return fielderr.New(path+".name", "must be a non-empty name of letters, digits, '-' or '_', not %q", s.Name)
 		}
 		if s.Name == OtherService {
@@ -89,15 +89,6 @@ func (c Config) Validate() error {
 
 // maxServices bounds the services so that indexes fit fixed arrays.
 const maxServices = 32
-
-func validName(s string) bool {
-	for _, c := range s {
-		if !(c == '-' || c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) {
-			return false
-		}
-	}
-	return true
-}
 
 // Route is the classification of one distinct collapsed path.
 type Route struct {

@@ -44,3 +44,17 @@ func Under(prefix string, err error) error {
 	}
 	return &Error{Path: prefix, Msg: err.Error()}
 }
+
+// ValidName reports whether s is a non-empty name of letters, digits, '-'
+// and '_': what a label value chosen in configuration may be.
+func ValidName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if !(c == '-' || c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) {
+			return false
+		}
+	}
+	return true
+}

@@ -165,96 +165,21 @@ func (p *jsonParser) readField(line []byte, i int, f Field, rec *Record) (int, e
 	default:
 		return 0, errNumber // objects, arrays and booleans carry no usable value here
 	}
-	switch f {
-	case FieldUser, FieldMethod, FieldPath, FieldService, FieldModel, FieldTier, FieldCacheKey, FieldOrg:
-		*stringField(rec, f) = raw
-	case FieldStatus:
-		n, ok := parseInt(raw)
-		if !ok {
-			return 0, errNumber
-		}
-		if n < 0 || n > 999 {
-			return 0, errStatus
-		}
-		rec.Status = int(n)
-	case FieldSize:
-		n, ok := parseInt(raw)
-		if !ok {
-			return 0, errNumber
-		}
-		rec.Size = n
-	case FieldInputTokens, FieldOutputTokens, FieldCacheReadTokens, FieldCacheWriteTokens, FieldReasoningTokens:
-		n, ok := parseInt(raw)
-		if !ok {
-			return 0, errNumber
-		}
-		*tokenField(rec, f) = n
-		rec.HasTokens = true
-	case FieldDurationMs, FieldDurationSeconds:
-		v, ok := parseFloat(raw)
-		if !ok {
-			return 0, errNumber
-		}
-		if f == FieldDurationMs {
-			v /= 1000
-		}
-		rec.Duration, rec.HasDuration = v, true
-	case FieldCost:
-		v, ok := parseFloat(raw)
-		if !ok {
-			return 0, errNumber
-		}
-		rec.Cost, rec.HasCost = v, true
-	case FieldTimestamp:
-		var t time.Time
-		var ok bool
-		if isString {
-			t, ok = parseTime(raw, p.loc)
-		} else if v, okf := parseFloat(raw); okf {
-			t, ok = epochTime(v)
-		}
-		if !ok {
-			return 0, errTime
-		}
-		rec.Time = t
+	if f != FieldTimestamp {
+		return i, rec.setValue(f, raw)
 	}
+	var t time.Time
+	var ok bool
+	if isString {
+		t, ok = parseTime(raw, p.loc)
+	} else if v, okf := parseFloat(raw); okf {
+		t, ok = epochTime(v)
+	}
+	if !ok {
+		return 0, errTime
+	}
+	rec.Time = t
 	return i, nil
-}
-
-func stringField(rec *Record, f Field) *[]byte {
-	switch f {
-	case FieldUser:
-		return &rec.User
-	case FieldMethod:
-		return &rec.Method
-	case FieldPath:
-		return &rec.Path
-	case FieldService:
-		return &rec.Service
-	case FieldModel:
-		return &rec.Model
-	case FieldTier:
-		return &rec.Tier
-	case FieldCacheKey:
-		return &rec.CacheKey
-	default:
-		return &rec.Org
-	}
-}
-
-func tokenField(rec *Record, f Field) *int64 {
-	switch f {
-	case FieldInputTokens:
-		return &rec.InputTokens
-	case FieldOutputTokens:
-		return &rec.OutputTokens
-	case FieldCacheReadTokens:
-		return &rec.CacheReadTokens
-	case FieldCacheWriteTokens:
-		return &rec.CacheWriteTokens
-	default:
-		return &rec.ReasoningTokens
-	}
 }
 
 func isNumberByte(c byte) bool {
@@ -421,18 +346,11 @@ func skipValue(b []byte, i int) (int, error) {
 					break
 				}
 				if c == '{' {
-					if i >= len(b) || b[i] != '"' {
-						return 0, errJSON
-					}
-					j, err := skipString(b, i)
+					j, err := skipKey(b, i)
 					if err != nil {
 						return 0, err
 					}
-					i = skipSpace(b, j)
-					if i >= len(b) || b[i] != ':' {
-						return 0, errJSON
-					}
-					i++
+					i = j
 				}
 				continue // a value follows
 			case c == '-' || (c >= '0' && c <= '9'):
@@ -461,19 +379,11 @@ func skipValue(b []byte, i int) (int, error) {
 		case ',':
 			i++
 			if stack[depth-1] == '}' {
-				i = skipSpace(b, i)
-				if i >= len(b) || b[i] != '"' {
-					return 0, errJSON
-				}
-				j, err := skipString(b, i)
+				j, err := skipKey(b, skipSpace(b, i))
 				if err != nil {
 					return 0, err
 				}
-				i = skipSpace(b, j)
-				if i >= len(b) || b[i] != ':' {
-					return 0, errJSON
-				}
-				i++
+				i = j
 			}
 			expectValue = true
 		case stack[depth-1]:
@@ -483,6 +393,22 @@ func skipValue(b []byte, i int) (int, error) {
 			return 0, errJSON
 		}
 	}
+}
+
+// skipKey steps over `"key" :` at b[i], returning the index after the colon.
+func skipKey(b []byte, i int) (int, error) {
+	if i >= len(b) || b[i] != '"' {
+		return 0, errJSON
+	}
+	j, err := skipString(b, i)
+	if err != nil {
+		return 0, err
+	}
+	j = skipSpace(b, j)
+	if j >= len(b) || b[j] != ':' {
+		return 0, errJSON
+	}
+	return j + 1, nil
 }
 
 func skipString(b []byte, i int) (int, error) {

@@ -262,61 +262,23 @@ func parseRequest(val []byte, rec *Record) error {
 }
 
 func (p *nginxParser) setField(f Field, val []byte, rec *Record) error {
-	if len(val) == 1 && val[0] == '-' {
+	switch {
+	case len(val) == 1 && val[0] == '-':
 		return nil // nginx writes "-" for an empty value
-	}
-	switch f {
-	case FieldUser, FieldMethod, FieldPath, FieldService, FieldModel, FieldTier, FieldCacheKey, FieldOrg:
-		*stringField(rec, f) = val
-	case FieldStatus:
-		n, ok := parseInt(val)
-		if !ok {
-			return errNumber
-		}
-		if n < 0 || n > 999 {
-			return errStatus
-		}
-		rec.Status = int(n)
-	case FieldSize:
-		n, ok := parseInt(val)
-		if !ok {
-			return errNumber
-		}
-		rec.Size = n
-	case FieldInputTokens, FieldOutputTokens, FieldCacheReadTokens, FieldCacheWriteTokens, FieldReasoningTokens:
-		n, ok := parseInt(val)
-		if !ok {
-			return errNumber
-		}
-		*tokenField(rec, f) = n
-		rec.HasTokens = true
-	case FieldDurationMs, FieldDurationSeconds:
-		// $upstream_response_time lists one time per upstream tried: "0.1, 0.3".
-		if c := bytes.IndexByte(val, ','); c >= 0 {
-			val = val[:c]
-		}
-		v, ok := parseFloat(val)
-		if !ok {
-			return errNumber
-		}
-		if f == FieldDurationMs {
-			v /= 1000
-		}
-		rec.Duration, rec.HasDuration = v, true
-	case FieldCost:
-		v, ok := parseFloat(val)
-		if !ok {
-			return errNumber
-		}
-		rec.Cost, rec.HasCost = v, true
-	case FieldTimestamp:
+	case f == FieldTimestamp:
 		t, ok := p.parseTime(val)
 		if !ok {
 			return errTime
 		}
 		rec.Time = t
+		return nil
+	case f == FieldDurationMs || f == FieldDurationSeconds:
+		// $upstream_response_time lists one time per upstream tried: "0.1, 0.3".
+		if c := bytes.IndexByte(val, ','); c >= 0 {
+			val = val[:c]
+		}
 	}
-	return nil
+	return rec.setValue(f, val)
 }
 
 func (p *nginxParser) parseTime(val []byte) (time.Time, bool) {

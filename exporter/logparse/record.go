@@ -182,3 +182,86 @@ func checkLabelBytes(b []byte) error {
 	}
 	return nil
 }
+
+// setValue stores the text of a field's value in r. Timestamps are left to
+// the parsers, whose formats differ.
+func (r *Record) setValue(f Field, val []byte) error {
+	switch f {
+	case FieldUser, FieldMethod, FieldPath, FieldService, FieldModel, FieldTier, FieldCacheKey, FieldOrg:
+		*stringField(r, f) = val
+	case FieldStatus:
+		n, ok := parseInt(val)
+		if !ok {
+			return errNumber
+		}
+		if n < 0 || n > 999 {
+			return errStatus
+		}
+		r.Status = int(n)
+	case FieldSize:
+		n, ok := parseInt(val)
+		if !ok {
+			return errNumber
+		}
+		r.Size = n
+	case FieldInputTokens, FieldOutputTokens, FieldCacheReadTokens, FieldCacheWriteTokens, FieldReasoningTokens:
+		n, ok := parseInt(val)
+		if !ok {
+			return errNumber
+		}
+		*tokenField(r, f) = n
+		r.HasTokens = true
+	case FieldDurationMs, FieldDurationSeconds:
+		v, ok := parseFloat(val)
+		if !ok {
+			return errNumber
+		}
+		if f == FieldDurationMs {
+			v /= 1000
+		}
+		r.Duration, r.HasDuration = v, true
+	case FieldCost:
+		v, ok := parseFloat(val)
+		if !ok {
+			return errNumber
+		}
+		r.Cost, r.HasCost = v, true
+	}
+	return nil
+}
+
+func stringField(rec *Record, f Field) *[]byte {
+	switch f {
+	case FieldUser:
+		return &rec.User
+	case FieldMethod:
+		return &rec.Method
+	case FieldPath:
+		return &rec.Path
+	case FieldService:
+		return &rec.Service
+	case FieldModel:
+		return &rec.Model
+	case FieldTier:
+		return &rec.Tier
+	case FieldCacheKey:
+		return &rec.CacheKey
+	default:
+		return &rec.Org
+	}
+}
+
+func tokenField(rec *Record, f Field) *int64 {
+	switch f {
+	case FieldInputTokens:
+		return &rec.InputTokens
+	case FieldOutputTokens:
+		return &rec.OutputTokens
+	case FieldCacheReadTokens:
+		return &rec.CacheReadTokens
+	case FieldCacheWriteTokens:
+		return &rec.CacheWriteTokens
+	default:
+		return &rec.ReasoningTokens
+	}
+}

@@ -88,7 +88,7 @@ func (c Config) Validate() error {
 	seen := map[string]bool{}
 	for i, t := range c.Tiers {
 		p := "tiers[" + strconv.Itoa(i) + "]"
-		if !validName(t.Name) {
+		if !fielderr.ValidName(t.Name) {
 			return fielderr.New(p+".name", "must be a non-empty name of letters, digits, '-' or '_', not %q", t.Name)
 		}
 		if t.Name == AnonymousTier {
@@ -108,7 +108,7 @@ func (c Config) Validate() error {
 			return fielderr.New(p+".monthly_price", "must be a non-negative number")
 		}
 	}
-	if !validName(c.DefaultTier) || c.DefaultTier == AnonymousTier {
+	if !fielderr.ValidName(c.DefaultTier) || c.DefaultTier == AnonymousTier {
 		return fielderr.New("default_tier", "must be a tier name, not %q", c.DefaultTier)
 	}
 	users := make([]string, 0, len(c.Users))
@@ -122,18 +122,6 @@ func (c Config) Validate() error {
 		}
 	}
 	return nil
-}
-
-func validName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, c := range s {
-		if !(c == '-' || c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) {
-			return false
-		}
-	}
-	return true
 }
 
 // Names returns the configured tier names followed by the default tier, if
