@@ -182,104 +182,21 @@ func ParseConfig(data []byte) (*Config, error) {
 	cfg := DefaultConfig()
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, cleanYAMLError(err)
+		return nil, fielderr.YAML(err)
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-		return nil, cleanYAMLError(err)
+		return nil, fielderr.YAML(err)
 	}
 	if err := cfg.Validate(); err != nil {
 		var fe *fielderr.Error
 		if errors.As(err, &fe) {
-			if line := lineOf(&root, fe.Path); line > 0 {
+			if line := fielderr.Line(&root, fe.Path); line > 0 {
 				return nil, fmt.Errorf("line %d: %s", line, fe.Error())
 			}
 		}
 		return nil, err
 	}
 	return &cfg, nil
-}
-
-// cleanYAMLError drops yaml.v3's "yaml: unmarshal errors:" preamble.
-func cleanYAMLError(err error) error {
-	msg := strings.TrimPrefix(err.Error(), "yaml: unmarshal errors:\n")
-	msg = strings.TrimPrefix(msg, "yaml: ")
-	lines := strings.Split(msg, "\n")
-	for i := range lines {
-		lines[i] = strings.TrimSpace(lines[i])
-	}
-	return errors.New(strings.Join(lines, "; "))
-}
-
-// lineOf finds the line of a dotted path ("logs.sources[0].format") in a
-// YAML document; for a path the file does not set, the nearest parent's line.
-func lineOf(root *yaml.Node, path string) int {
-	n := root
-	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
-		n = n.Content[0]
-	}
-	line := 0
-	for _, part := range splitPath(path) {
-		next := child(n, part)
-		if next == nil {
-			break
-		}
-		n = next
-		line = n.Line
-	}
-	return line
-}
-
-func splitPath(path string) []string {
-	var parts []string
-	for _, seg := range strings.Split(path, ".") {
-		for {
-			i := strings.IndexByte(seg, '[')
-			if i < 0 {
-				break
-			}
-			if i > 0 {
-				parts = append(parts, seg[:i])
-			}
-			j := strings.IndexByte(seg, ']')
-			if j < i {
-				break
-			}
-			parts = append(parts, seg[i:j+1])
-			seg = seg[j+1:]
-		}
-		if seg != "" {
-			parts = append(parts, seg)
-		}
-	}
-	return parts
-}
-
-// child steps into a mapping key or a "[i]" sequence index. Inline structs
-// (logs, sources[i]) share their parent's mapping, so this works for them.
-func child(n *yaml.Node, part string) *yaml.Node {
-	if strings.HasPrefix(part, "[") {
-		i, err := strconv.Atoi(strings.Trim(part, "[]"))
-		if err != nil || n.Kind != yaml.SequenceNode || i >= len(n.Content) {
-			return nil
-		}
-		return n.Content[i]
-	}
-	if n.Kind != yaml.MappingNode {
-		return nil
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == part {
-			// The key's line reads better than a nested value's.
-			v := n.Content[i+1]
-			if v.Kind == yaml.ScalarNode {
-				return v
-			}
-			cp := *v
-			cp.Line = n.Content[i].Line
-			return &cp
-		}
-	}
-	return nil
 }
