@@ -13,8 +13,10 @@ import (
 	"github.com/usage-exporter/usage-exporter/exporter/classify"
 	"github.com/usage-exporter/usage-exporter/exporter/dedup"
 	"github.com/usage-exporter/usage-exporter/exporter/fielderr"
+	"github.com/usage-exporter/usage-exporter/exporter/litellm"
 	"github.com/usage-exporter/usage-exporter/exporter/logparse"
 	"github.com/usage-exporter/usage-exporter/exporter/plans"
+	"github.com/usage-exporter/usage-exporter/exporter/pricing"
 	"github.com/usage-exporter/usage-exporter/exporter/tailer"
 	"gopkg.in/yaml.v3"
 )
@@ -27,7 +29,16 @@ type Config struct {
 	Users      UsersConfig     `yaml:"users"`
 	Plans      plans.Config    `yaml:"plans"`
 	Duplicates dedup.Config    `yaml:"duplicates"`
+	Pricing    pricing.Config  `yaml:"pricing"`
+	LiteLLM    LiteLLMConfig   `yaml:"litellm"`
 	Metrics    MetricsConfig   `yaml:"metrics"`
+}
+
+// LiteLLMConfig is the LiteLLM scrape plus where its spend is attributed.
+type LiteLLMConfig struct {
+	litellm.Config `yaml:",inline"`
+	// APIService is the api_service LiteLLM's spend is attributed to.
+	APIService string `yaml:"api_service"`
 }
 
 // LogsConfig says which files to read and how.
@@ -45,6 +56,18 @@ type LogsConfig struct {
 type SourceConfig struct {
 	Path            string `yaml:"path"`
 	logparse.Config `yaml:",inline"`
+	// Spend says whether lines that name a model or carry tokens are priced
+	// and their tokens counted. Unset, it is true unless LiteLLM is the
+	// source of spend (litellm.spend), so that no call is counted twice.
+	Spend *bool `yaml:"spend,omitempty"`
+}
+
+// ModelSpend resolves Spend against the LiteLLM setting.
+func (s SourceConfig) ModelSpend(l LiteLLMConfig) bool {
+	if s.Spend != nil {
+		return *s.Spend
+	}
+	return !(l.Enabled() && l.Spend)
 }
 
 // User label policies.
@@ -93,6 +116,8 @@ func DefaultConfig() Config {
 		Users:      UsersConfig{Label: UserLabelRaw, MaxUsers: 10000},
 		Plans:      plans.DefaultConfig(),
 		Duplicates: dedup.DefaultConfig(),
+		Pricing:    pricing.DefaultConfig(),
+		LiteLLM:    LiteLLMConfig{Config: litellm.DefaultConfig(), APIService: "llm"},
 		Metrics:    DefaultMetricsConfig(),
 	}
 }
@@ -110,11 +135,38 @@ func (c *Config) Validate() error {
 		{"users", c.Users.validate()},
 		{"plans", c.Plans.Validate()},
 		{"duplicates", c.Duplicates.Validate()},
+		{"pricing", c.Pricing.Validate()},
+		{"litellm", c.LiteLLM.Validate()},
 		{"metrics", c.Metrics.Validate()},
 	}
 	for _, ch := range checks {
 		if ch.err != nil {
 			return fielderr.Under(ch.name, ch.err)
+		}
+	}
+	return c.checkSpendSources()
+}
+
+// checkSpendSources refuses two sources of spend for the same calls, and a
+// LiteLLM service that the classifier does not know.
+func (c *Config) checkSpendSources() error {
+	if !c.LiteLLM.Enabled() {
+		return nil
+	}
+	known := c.LiteLLM.APIService == classify.OtherService
+	for _, s := range c.Classify.Services {
+		known = known || s.Name == c.LiteLLM.APIService
+	}
+	if !known {
+		return fielderr.New("litellm.api_service", "%q is not a service of classify.services", c.LiteLLM.APIService)
+	}
+	if !c.LiteLLM.Spend {
+		return nil
+	}
+	for i, s := range c.Logs.Sources {
+		if s.Spend != nil && *s.Spend {
+			return fielderr.New("logs.sources["+strconv.Itoa(i)+"].spend",
+				"LiteLLM is the source of spend (litellm.spend: true): pricing this source's model calls too would count them twice; set one of them to false")
 		}
 	}
 	return nil

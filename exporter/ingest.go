@@ -13,8 +13,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/usage-exporter/usage-exporter/exporter/classify"
 	"github.com/usage-exporter/usage-exporter/exporter/dedup"
+	"github.com/usage-exporter/usage-exporter/exporter/litellm"
 	"github.com/usage-exporter/usage-exporter/exporter/logparse"
 	"github.com/usage-exporter/usage-exporter/exporter/plans"
+	"github.com/usage-exporter/usage-exporter/exporter/pricing"
 	"github.com/usage-exporter/usage-exporter/exporter/tailer"
 )
 
@@ -48,7 +50,16 @@ type event struct {
 	user        span
 	tier        span
 	cacheKey    span
+	// A model call: the line names a model or carries tokens or a cost.
+	model     span
+	tokens    pricing.Usage
+	hasTokens bool
+	cost      float64
+	hasCost   bool
 }
+
+// modelCall reports whether the event is a model call, to be priced by tokens.
+func (ev *event) modelCall() bool { return ev.model.n > 0 || ev.hasTokens || ev.hasCost }
 
 // span is a string in an eventBatch's arena.
 type span struct{ off, n uint32 }
@@ -162,6 +173,12 @@ func (d *decoder) decode(b *tailer.Batch) *eventBatch {
 			user:        eb.put(rec.User),
 			tier:        eb.put(rec.Tier),
 			cacheKey:    eb.put(rec.CacheKey),
+			model:       eb.put(rec.Model),
+			tokens: pricing.Usage{Input: rec.InputTokens, Output: rec.OutputTokens, CacheRead: rec.CacheReadTokens,
+				CacheWrite: rec.CacheWriteTokens, Reasoning: rec.ReasoningTokens},
+			hasTokens: rec.HasTokens,
+			cost:      rec.Cost,
+			hasCost:   rec.HasCost,
 		})
 		if !rec.Time.IsZero() {
 			ns := rec.Time.UnixNano()
@@ -218,7 +235,16 @@ type ingester struct {
 	codes      [600]string
 	now        func() time.Time
 
-	userOverflow, routeOverflow prometheus.Counter
+	prices     *pricing.Table
+	models     map[string]*modelSeries // by model name as logged or reported
+	otherModel *modelSeries            // models beyond pricing.max_models, made when first needed
+	llmService int                     // the api_service LiteLLM spend goes to
+	teams      map[string]prometheus.Counter
+	keys       map[string]prometheus.Counter
+	// litellm holds LiteLLM's counters as last applied, to take deltas from.
+	litellm *litellm.Counters
+
+	userOverflow, routeOverflow, modelOverflow prometheus.Counter
 	// positions holds the position after the last processed batch of each file.
 	positions map[tailer.FileID]tailer.Position
 }
@@ -227,9 +253,13 @@ type serviceSeries struct {
 	name          string
 	responseBytes prometheus.Counter
 	duplicates    prometheus.Counter
+	egress        prometheus.Counter
+	perCall       float64            // dollars per successful call; 0 for none
+	perCallCost   prometheus.Counter // cost{api_service, model=""}
 }
 
 type sourceState struct {
+	modelSpend    bool // price this source's model calls
 	parsed        prometheus.Counter
 	invalid       prometheus.Counter
 	filtered      prometheus.Counter
@@ -251,16 +281,27 @@ type routeSeries struct {
 type userSeries struct {
 	label    string
 	requests map[uint32]prometheus.Counter // tier << 16 | service
+	cost     map[uint32]prometheus.Counter // tier << 16 | service
+	tokens   map[int]prometheus.Counter    // tier
+}
+
+func newUserSeries(label string) *userSeries {
+	return &userSeries{label: label, requests: map[uint32]prometheus.Counter{}, cost: map[uint32]prometheus.Counter{},
+		tokens: map[int]prometheus.Counter{}}
 }
 
 // newIngester prepares the classifier and the series of cfg.
-func newIngester(cfg *Config, m *Metrics) (*ingester, error) {
+func newIngester(cfg *Config, m *Metrics, prices *pricing.Table) (*ingester, error) {
 	cl, err := classify.New(cfg.Classify)
 	if err != nil {
 		return nil, err
 	}
 	in := &ingester{
-		cfg: cfg, m: m, classifier: cl,
+		cfg: cfg, m: m, classifier: cl, prices: prices,
+		models:        map[string]*modelSeries{},
+		teams:         map[string]prometheus.Counter{},
+		keys:          map[string]prometheus.Counter{},
+		modelOverflow: m.seriesOverflow.WithLabelValues(overflowModel),
 		routeOverflow: m.seriesOverflow.WithLabelValues(overflowRoute),
 		routes:        map[routeKey]*routeSeries{},
 		users:         map[string]*userSeries{},
@@ -270,19 +311,28 @@ func newIngester(cfg *Config, m *Metrics) (*ingester, error) {
 		now:           time.Now,
 		userOverflow:  m.seriesOverflow.WithLabelValues(overflowUser),
 	}
-	for _, name := range cl.Services() {
-		in.services = append(in.services, &serviceSeries{
+	for i, name := range cl.Services() {
+		ss := &serviceSeries{
 			name:          name,
 			responseBytes: m.responseBytes.WithLabelValues(name),
 			duplicates:    m.duplicates.WithLabelValues(name),
-		})
+			egress:        m.egress.WithLabelValues(name),
+		}
+		if p, ok := cfg.Pricing.PerCall[name]; ok && p > 0 {
+			ss.perCall, ss.perCallCost = p, m.cost.WithLabelValues(name, "")
+		}
+		in.services = append(in.services, ss)
+		if name == cfg.LiteLLM.APIService {
+			in.llmService = i
+		}
 	}
 	for _, src := range cfg.Logs.Sources {
 		in.sources = append(in.sources, &sourceState{
-			parsed:   m.logLines.WithLabelValues(src.Path, resultParsed),
-			invalid:  m.logLines.WithLabelValues(src.Path, resultInvalid),
-			filtered: m.logLines.WithLabelValues(src.Path, resultFiltered),
-			lastTime: m.logLastTime.WithLabelValues(src.Path),
+			modelSpend: src.ModelSpend(cfg.LiteLLM),
+			parsed:     m.logLines.WithLabelValues(src.Path, resultParsed),
+			invalid:    m.logLines.WithLabelValues(src.Path, resultInvalid),
+			filtered:   m.logLines.WithLabelValues(src.Path, resultFiltered),
+			lastTime:   m.logLastTime.WithLabelValues(src.Path),
 		})
 	}
 	in.tiers = append(cfg.Plans.Names(), plans.AnonymousTier)
@@ -293,9 +343,9 @@ func newIngester(cfg *Config, m *Metrics) (*ingester, error) {
 	for u, t := range cfg.Plans.Users {
 		in.userTiers[u] = in.tierIndex[t]
 	}
-	in.overflowU = &userSeries{label: otherLabel, requests: map[uint32]prometheus.Counter{}}
-	in.anonymous = &userSeries{label: anonymousLabel, requests: map[uint32]prometheus.Counter{}}
-	in.dropped = &userSeries{label: "", requests: map[uint32]prometheus.Counter{}}
+	in.overflowU = newUserSeries(otherLabel)
+	in.anonymous = newUserSeries(anonymousLabel)
+	in.dropped = newUserSeries("")
 	for i := range in.codes {
 		if i >= 100 {
 			in.codes[i] = strconv.Itoa(i)
@@ -371,6 +421,17 @@ func (in *ingester) observe(eb *eventBatch, ev *event) bool {
 		us.requests[ukey] = uc
 	}
 	uc.Inc()
+	if ev.modelCall() {
+		if in.sources[eb.source].modelSpend {
+			in.modelCall(eb, ev, svc, us, tier)
+		}
+	} else if ss.perCall > 0 && ev.status < 400 {
+		ss.perCallCost.Add(ss.perCall)
+		in.userCost(us, tier, svc).Add(ss.perCall)
+	}
+	if ev.size > 0 && in.cfg.Pricing.EgressPerGB > 0 {
+		ss.egress.Add(float64(ev.size) * in.cfg.Pricing.EgressPerGB / 1e9)
+	}
 	if ev.cacheKey.n > 0 {
 		if in.dups == nil {
 			in.dups = dedup.New(in.cfg.Duplicates)
@@ -439,7 +500,7 @@ func (in *ingester) user(user, lineTier []byte) (*userSeries, int) {
 		in.userOverflow.Inc()
 		return in.overflowU, tier
 	}
-	us := &userSeries{label: in.userLabel(user), requests: map[uint32]prometheus.Counter{}}
+	us := newUserSeries(in.userLabel(user))
 	in.users[string(user)] = us
 	return us, tier
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/expfmt"
+	"github.com/usage-exporter/usage-exporter/exporter/pricing"
 	"github.com/usage-exporter/usage-exporter/exporter/tailer"
 )
 
@@ -31,6 +32,20 @@ var contractFamilies = []string{
 	"usage_exporter_series_overflow_total",
 }
 
+// costFamilies are the families the pricing path writes.
+var costFamilies = []string{
+	"usage_cost_dollars_total",
+	"usage_egress_cost_dollars_total",
+	"usage_user_cost_dollars_total",
+	"usage_user_tokens_total",
+	"usage_llm_requests_total",
+	"usage_llm_tokens_total",
+	"usage_llm_request_tokens",
+	"usage_exporter_unpriced_requests_total",
+	"usage_price_dollars_per_token",
+	"usage_model_price_info",
+}
+
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // newStages builds both ingest stages for cfg.
@@ -40,7 +55,11 @@ func newStages(t testing.TB, cfg *Config, reg prometheus.Registerer) (*decoder, 
 		t.Fatal(err)
 	}
 	m := NewMetrics(reg, cfg.Metrics)
-	in, err := newIngester(cfg, m)
+	prices, err := pricing.Load(cfg.Pricing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := newIngester(cfg, m, prices)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,5 +196,80 @@ func TestUserCapRouteCapAndLabelPolicy(t *testing.T) {
 	}
 	if strings.Contains(string(out), "example.com") {
 		t.Errorf("hashed policy leaked a raw user id:\n%s", out)
+	}
+}
+
+func TestIngestLLMGolden(t *testing.T) {
+	reg, _ := ingestFile(t, testConfig("json"), "testdata/access-llm.log")
+	compareGolden(t, reg, "ingest-llm.golden.prom", costFamilies...)
+}
+
+// TestIngestLLMCosts pins the costs of the LLM sample, computed by hand
+// from the default price table.
+func TestIngestLLMCosts(t *testing.T) {
+	_, in := ingestFile(t, testConfig("json"), "testdata/access-llm.log")
+	m := in.m
+	near := func(a, b float64) bool { return a-b < 1e-12 && b-a < 1e-12 }
+	checks := []struct {
+		name string
+		c    prometheus.Collector
+		want float64
+	}{
+		// gpt-4, 1,000 in and 500 out: exactly 0.06.
+		{"gpt-4 cost", m.cost.WithLabelValues("llm", "gpt-4"), 0.06},
+		// OpenAI convention: 10,000 prompt incl. 4,000 cached, 2,000 completion incl. 500 reasoning.
+		{"gpt-4o cost", m.cost.WithLabelValues("llm", "openai/gpt-4o"), (6000*2.5 + 4000*1.25 + 1500*10 + 500*10) / 1e6},
+		{"gpt-4o cached", m.llmTokens.WithLabelValues("openai/gpt-4o", "cache_read"), 4000},
+		{"gpt-4o input", m.llmTokens.WithLabelValues("openai/gpt-4o", "input"), 6000},
+		{"gpt-4o reasoning", m.llmTokens.WithLabelValues("openai/gpt-4o", "reasoning"), 500},
+		// Anthropic convention: cache reads and writes on top of the input.
+		{"claude cost", m.cost.WithLabelValues("llm", "claude-3-5-sonnet"), (1000*3 + 20000*0.3 + 5000*3.75 + 800*15) / 1e6},
+		{"claude cache writes", m.llmTokens.WithLabelValues("claude-3-5-sonnet", "cache_write"), 5000},
+		// A logged cost is taken as it is, even for a model without a price.
+		{"logged cost", m.cost.WithLabelValues("llm", "custom-finetune"), 0.0042},
+		{"unknown model", m.unpriced.WithLabelValues("in-house-llm", "unknown_model"), 1},
+		{"unknown model tokens still counted", m.llmTokens.WithLabelValues("in-house-llm", "input"), 300},
+		{"no tokens", m.unpriced.WithLabelValues("gpt-4", "no_tokens"), 1},
+		{"failed call", m.llmRequests.WithLabelValues("gpt-4", "failure"), 1},
+		{"gpt-4 calls", m.llmRequests.WithLabelValues("gpt-4", "success"), 2},
+		// Per-call prices for calls without tokens, successful ones only.
+		{"embeddings per call + tokens", m.cost.WithLabelValues("embeddings", ""), 0.001},
+		{"embedding model", m.cost.WithLabelValues("embeddings", "text-embedding-3-small"), 5000 * 0.02 / 1e6},
+		{"search per call", m.cost.WithLabelValues("search", ""), 0.0005},
+		{"tts per call", m.cost.WithLabelValues("tts", ""), 0.0015},
+		{"egress", m.egress.WithLabelValues("embeddings"), (1e6 + 6000) * 0.09 / 1e9},
+		{"alice cost", m.userCost.WithLabelValues("alice", "professional", "llm"), 0.06 + 0.04},
+		{"alice tokens", m.userTokens.WithLabelValues("alice", "professional"), 1500 + 12000},
+		{"bob tokens", m.userTokens.WithLabelValues("bob", "unknown"), 26800 + 400 + 400},
+		{"carol embeddings cost", m.userCost.WithLabelValues("carol", "unknown", "embeddings"), 0.001 + 0.0001},
+		{"gpt-4o input price", m.price.WithLabelValues("openai/gpt-4o", "input"), 2.5e-6},
+		{"price key matched", m.priceMatch.WithLabelValues("openai/gpt-4o", "gpt-4o"), 1},
+	}
+	for _, c := range checks {
+		if got := testutil.ToFloat64(c.c); !near(got, c.want) {
+			t.Errorf("%s = %v, want %v", c.name, got, c.want)
+		}
+	}
+	if got := testutil.ToFloat64(m.cost.WithLabelValues("llm", "gpt-4")); got != 0.06 {
+		t.Errorf("gpt-4 cost %v is not exactly 0.06", got)
+	}
+}
+
+// With LiteLLM as the source of spend, model calls in the logs are not
+// priced (LiteLLM reports them); per-call services still are.
+func TestLiteLLMSpendSkipsLoggedModelCalls(t *testing.T) {
+	cfg := testConfig("json")
+	cfg.LiteLLM.URL = "http://litellm:4000"
+	_, in := ingestFile(t, cfg, "testdata/access-llm.log")
+	if got := testutil.ToFloat64(in.m.cost.WithLabelValues("llm", "gpt-4")); got != 0 {
+		t.Errorf("gpt-4 cost from logs %v, want 0: LiteLLM is the source", got)
+	}
+	if got := testutil.ToFloat64(in.m.cost.WithLabelValues("search", "")); got != 0.0005 {
+		t.Errorf("search per-call cost %v, want 0.0005", got)
+	}
+	spend := true
+	cfg.Logs.Sources[0].Spend = &spend
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "would count them twice") {
+		t.Errorf("both sources of spend accepted: %v", err)
 	}
 }

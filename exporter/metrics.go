@@ -1,12 +1,15 @@
 package exporter
 
 import (
+	"math"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/usage-exporter/usage-exporter/exporter/fielderr"
+	"github.com/usage-exporter/usage-exporter/exporter/litellm"
 	"github.com/usage-exporter/usage-exporter/exporter/logparse"
+	"github.com/usage-exporter/usage-exporter/exporter/pricing"
 	"github.com/usage-exporter/usage-exporter/exporter/tailer"
 )
 
@@ -23,7 +26,15 @@ const (
 const (
 	overflowUser  = "user_cap"
 	overflowRoute = "route_cap"
+	overflowModel = "model_cap"
 )
+
+// Directions of usage_llm_tokens_total: disjoint billing buckets.
+var tokenDirections = []string{"input", "output", "cache_read", "cache_write", "reasoning"}
+
+// requestTokenBuckets bound prompt sizes; 500 and 2000 separate the simple,
+// medium and complex queries of the optimizer.
+var requestTokenBuckets = []float64{100, 250, 500, 1000, 2000, 4000, 8000, 16000, 32000, 64000, 128000, 256000}
 
 // MetricsConfig tunes the series the exporter builds.
 type MetricsConfig struct {
@@ -82,7 +93,33 @@ type Metrics struct {
 	reloadOK        prometheus.Gauge
 	reloadTime      prometheus.Gauge
 
+	cost             *prometheus.CounterVec
+	egress           *prometheus.CounterVec
+	userCost         *prometheus.CounterVec
+	userTokens       *prometheus.CounterVec
+	llmRequests      *prometheus.CounterVec
+	llmTokens        *prometheus.CounterVec
+	llmRequestTokens *prometheus.HistogramVec
+	teamCost         *prometheus.CounterVec
+	keyCost          *prometheus.CounterVec
+	unpriced         *prometheus.CounterVec
+	price            *prometheus.GaugeVec
+	priceMatch       *prometheus.GaugeVec
+	priceTable       *prometheus.GaugeVec
+	priceEntries     *prometheus.GaugeVec
+	priceLoadTime    prometheus.Gauge
+	priceLoadOK      prometheus.Gauge
+
+	litellmUp          prometheus.Gauge
+	litellmDuration    prometheus.Gauge
+	litellmLastSuccess prometheus.Gauge
+	litellmRestarts    prometheus.Counter
+
 	tailers tailerCollector
+	litellm litellmCollector
+
+	reg         prometheus.Registerer
+	litellmOnce sync.Once
 }
 
 // NewMetrics creates the series and registers them with reg.
@@ -154,11 +191,81 @@ func NewMetrics(reg prometheus.Registerer, cfg MetricsConfig) *Metrics {
 			Help: "When the configuration was last loaded successfully.",
 		}),
 	}
-	for _, r := range []string{overflowUser, overflowRoute} {
+	m.reg = reg
+	m.newCostMetrics(f)
+	for _, r := range []string{overflowUser, overflowRoute, overflowModel} {
 		m.seriesOverflow.WithLabelValues(r)
 	}
-	reg.MustRegister(&m.tailers)
+	reg.MustRegister(&m.tailers, &m.litellm)
 	return m
+}
+
+func (m *Metrics) newCostMetrics(f promauto.Factory) {
+	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
+		return f.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help}, labels)
+	}
+	gauge := func(name, help string, labels ...string) *prometheus.GaugeVec {
+		return f.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: name, Help: help}, labels)
+	}
+	m.cost = counter("cost_dollars_total",
+		"Cost in dollars by api_service and model: token costs of model calls (model set), per-call costs of other services (model empty).",
+		"api_service", "model")
+	m.egress = counter("egress_cost_dollars_total", "Cost of response bytes (egress) in dollars, by api_service.", "api_service")
+	m.userCost = counter("user_cost_dollars_total", "Cost in dollars by user, plan tier and api_service (egress excluded).",
+		"user", "tier", "api_service")
+	m.userTokens = counter("user_tokens_total", "Model tokens (all directions) by user and plan tier.", "user", "tier")
+	m.llmRequests = counter("llm_requests_total", "Model calls by model and status (success, failure).", "model", "status")
+	m.llmTokens = counter("llm_tokens_total",
+		"Model tokens by model and direction (input, output, cache_read, cache_write, reasoning: disjoint billing buckets).",
+		"model", "direction")
+	m.llmRequestTokens = f.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: namespace, Name: "llm_request_tokens",
+		Help:    "Prompt tokens per model call (input, cache reads and writes), from the access logs.",
+		Buckets: requestTokenBuckets,
+	}, []string{"model"})
+	m.teamCost = counter("llm_team_cost_dollars_total", "LiteLLM spend in dollars by team.", "team")
+	m.keyCost = counter("llm_api_key_cost_dollars_total", "LiteLLM spend in dollars by API key alias.", "api_key")
+	m.unpriced = f.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Subsystem: "exporter", Name: "unpriced_requests_total",
+		Help: "Model calls that could not be priced, by model and reason (unknown_model, no_tokens); their tokens are counted.",
+	}, []string{"model", "reason"})
+	m.price = gauge("price_dollars_per_token", "Price of one token by model (in use) and token type.", "model", "token_type")
+	m.priceMatch = gauge("model_price_info", "The price table key a model name matched; always 1.", "model", "price_key")
+	m.priceTable = gauge("price_table_info", "A loaded price file, with the SHA-256 of its content; always 1.", "source", "sha256")
+	m.priceEntries = gauge("price_table_entries", "Models a loaded price file priced.", "source")
+	m.priceLoadTime = f.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "price_table_last_load_timestamp_seconds",
+		Help: "When the price table was last loaded successfully."})
+	m.priceLoadOK = f.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "price_table_last_load_successful",
+		Help: "Whether the last load of the price files succeeded (a failed reload keeps the previous table)."})
+	// Registered once LiteLLM is configured: an up of 0 where there is no
+	// LiteLLM would page someone.
+	m.litellmUp = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Subsystem: "exporter", Name: "litellm_up",
+		Help: "Whether the last scrape of LiteLLM's /metrics succeeded."})
+	m.litellmDuration = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Subsystem: "exporter",
+		Name: "litellm_scrape_duration_seconds", Help: "How long the last scrape of LiteLLM took."})
+	m.litellmLastSuccess = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Subsystem: "exporter",
+		Name: "litellm_last_success_timestamp_seconds", Help: "When LiteLLM was last scraped successfully."})
+	m.litellmRestarts = prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Subsystem: "exporter",
+		Name: "litellm_restarts_total", Help: "LiteLLM restarts seen (a new process start time): its counters began again."})
+}
+
+// enableLiteLLM registers the LiteLLM scrape's own series.
+func (m *Metrics) enableLiteLLM() {
+	m.litellmOnce.Do(func() {
+		m.reg.MustRegister(m.litellmUp, m.litellmDuration, m.litellmLastSuccess, m.litellmRestarts)
+	})
+}
+
+// setPriceTable publishes what the loaded price table is made of.
+func (m *Metrics) setPriceTable(t *pricing.Table) {
+	m.priceTable.Reset()
+	m.priceEntries.Reset()
+	for _, s := range t.Sources() {
+		m.priceTable.WithLabelValues(s.Name, s.SHA256).Set(1)
+		m.priceEntries.WithLabelValues(s.Name).Set(float64(s.Entries))
+	}
+	m.priceLoadOK.Set(1)
+	m.priceLoadTime.SetToCurrentTime()
 }
 
 // initSource creates a source's series at zero, so that rate() and alerts
@@ -253,4 +360,72 @@ func addCounts(dst *tailer.SourceStats, s tailer.SourceStats) {
 	dst.Renames += s.Renames
 	dst.Truncations += s.Truncations
 	dst.Recovered += s.Recovered
+}
+
+// litellmCollector re-exports what LiteLLM alone knows, from its last
+// successful scrape: latency per model, its response cache, and budgets.
+// Counters it can only report cumulatively are re-exported as they are, so a
+// LiteLLM restart shows as a counter reset.
+type litellmCollector struct {
+	mu   sync.Mutex
+	snap *litellm.Snapshot
+}
+
+var (
+	llmLatencyDesc = prometheus.NewDesc("usage_llm_request_duration_seconds",
+		"Request time of model calls through LiteLLM, by model (litellm_request_total_latency_metric).", []string{"model"}, nil)
+	llmCacheDesc = prometheus.NewDesc("usage_llm_cache_requests_total",
+		"LiteLLM response-cache lookups by model and result (hit, miss).", []string{"model", "result"}, nil)
+	budgetRemainingDesc = prometheus.NewDesc("usage_llm_budget_remaining_dollars",
+		"LiteLLM budget left, by scope (team, org, api_key, user) and name; absent when unlimited.", []string{"scope", "name"}, nil)
+	budgetMaxDesc = prometheus.NewDesc("usage_llm_budget_max_dollars",
+		"LiteLLM budget per period, by scope and name.", []string{"scope", "name"}, nil)
+	budgetResetDesc = prometheus.NewDesc("usage_llm_budget_reset_hours",
+		"Hours until a LiteLLM budget resets, by scope and name.", []string{"scope", "name"}, nil)
+)
+
+func (c *litellmCollector) set(s *litellm.Snapshot) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.snap = s
+}
+
+func (c *litellmCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{llmLatencyDesc, llmCacheDesc, budgetRemainingDesc, budgetMaxDesc, budgetResetDesc} {
+		ch <- d
+	}
+}
+
+func (c *litellmCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	s := c.snap
+	c.mu.Unlock()
+	if s == nil {
+		return
+	}
+	for model, h := range s.Latency {
+		buckets := make(map[float64]uint64, len(h.Buckets))
+		for le, n := range h.Buckets {
+			if !math.IsInf(le, 1) {
+				buckets[le] = uint64(n)
+			}
+		}
+		ch <- prometheus.MustNewConstHistogram(llmLatencyDesc, uint64(h.Count), h.Sum, buckets, model)
+	}
+	for model, v := range s.CacheHits {
+		ch <- prometheus.MustNewConstMetric(llmCacheDesc, prometheus.CounterValue, v, model, "hit")
+	}
+	for model, v := range s.CacheMiss {
+		ch <- prometheus.MustNewConstMetric(llmCacheDesc, prometheus.CounterValue, v, model, "miss")
+	}
+	for _, b := range s.Budgets {
+		for _, g := range []struct {
+			desc *prometheus.Desc
+			v    float64
+		}{{budgetRemainingDesc, b.Remaining}, {budgetMaxDesc, b.Max}, {budgetResetDesc, b.HoursToReset}} {
+			if !math.IsNaN(g.v) {
+				ch <- prometheus.MustNewConstMetric(g.desc, prometheus.GaugeValue, g.v, b.Scope, b.Name)
+			}
+		}
+	}
 }

@@ -23,6 +23,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
+	"github.com/usage-exporter/usage-exporter/exporter/litellm"
+	"github.com/usage-exporter/usage-exporter/exporter/pricing"
 	"github.com/usage-exporter/usage-exporter/exporter/state"
 	"github.com/usage-exporter/usage-exporter/exporter/tailer"
 )
@@ -54,6 +56,15 @@ type checkpoint struct {
 	Version   int               `json:"version"`
 	Written   time.Time         `json:"written"`
 	Positions []tailer.Position `json:"positions"`
+	// LiteLLM holds its counters as last applied, so that a restart adds
+	// only what LiteLLM counted since.
+	LiteLLM *litellm.Counters `json:"litellm,omitempty"`
+}
+
+// carried is what one pipeline hands to the next, and what a checkpoint holds.
+type carried struct {
+	positions []tailer.Position
+	litellm   *litellm.Counters
 }
 
 // Run serves metrics and ingests logs until ctx ends, then writes the final
@@ -92,6 +103,11 @@ func Run(ctx context.Context, opts Options) error {
 		versioncollector.NewCollector("usage_exporter"),
 	)
 	m := NewMetrics(reg, cfg.Metrics)
+	prices, err := pricing.Load(cfg.Pricing)
+	if err != nil {
+		return fmt.Errorf("pricing: %w", err)
+	}
+	m.setPriceTable(prices)
 
 	listeners := opts.Listeners
 	if listeners == nil {
@@ -126,12 +142,15 @@ func Run(ctx context.Context, opts Options) error {
 		_ = srv.Shutdown(sctx)
 	}()
 
-	positions := cp.Positions
+	state := carried{positions: cp.Positions}
+	if cp.LiteLLM != nil {
+		state.litellm = cp.LiteLLM.Decode()
+	}
 	m.reloadOK.Set(1)
 	m.reloadTime.SetToCurrentTime()
 	for {
 		pctx, stop := context.WithCancel(ctx)
-		p, err := startPipeline(pctx, cfg, m, log, dir, positions)
+		p, err := startPipeline(pctx, cfg, prices, m, log, dir, state)
 		if err != nil {
 			stop()
 			return err
@@ -139,18 +158,24 @@ func Run(ctx context.Context, opts Options) error {
 		ready.Store(true)
 		next, err := waitForReload(ctx, opts, log, reloads, httpErr, m)
 		stop()
-		positions = p.wait()
+		state = p.wait()
 		if next == nil {
 			return err
 		}
-		cfg = next
+		cfg, prices = next.cfg, next.prices
 	}
+}
+
+// loaded is a configuration with its price table.
+type loaded struct {
+	cfg    *Config
+	prices *pricing.Table
 }
 
 // waitForReload returns the next configuration to run, or nil (and the
 // reason) when Run must end. A reload that fails keeps the running pipeline.
 func waitForReload(ctx context.Context, opts Options, log *slog.Logger, reloads chan chan error,
-	httpErr chan error, m *Metrics) (*Config, error) {
+	httpErr chan error, m *Metrics) (*loaded, error) {
 	for {
 		var reply chan error
 		select {
@@ -164,14 +189,15 @@ func waitForReload(ctx context.Context, opts Options, log *slog.Logger, reloads 
 		case <-opts.Reload:
 		case reply = <-reloads:
 		}
-		next, err := reloadConfig(opts)
+		next, err := reloadConfig(opts, m)
 		if err != nil {
 			m.reloadOK.Set(0)
-			log.Error("configuration reload failed; the running configuration stays", "err", err)
+			log.Error("configuration reload failed; the running configuration and price table stay", "err", err)
 		} else {
 			m.reloadOK.Set(1)
 			m.reloadTime.SetToCurrentTime()
-			log.Info("configuration reloaded")
+			m.setPriceTable(next.prices)
+			log.Info("configuration reloaded", "price_models", next.prices.Len())
 		}
 		if reply != nil {
 			reply <- err
@@ -182,22 +208,27 @@ func waitForReload(ctx context.Context, opts Options, log *slog.Logger, reloads 
 	}
 }
 
-func reloadConfig(opts Options) (*Config, error) {
-	if opts.ConfigFile == "" {
-		c := *opts.Config
-		return &c, nil
-	}
-	c, err := LoadConfig(opts.ConfigFile)
-	if err != nil {
-		return nil, err
-	}
-	if opts.Overrides != nil {
-		opts.Overrides(c)
-		if err := c.Validate(); err != nil {
+// reloadConfig reads the configuration file and the price files again.
+func reloadConfig(opts Options, m *Metrics) (*loaded, error) {
+	c := opts.Config
+	if opts.ConfigFile != "" {
+		var err error
+		if c, err = LoadConfig(opts.ConfigFile); err != nil {
 			return nil, err
 		}
+		if opts.Overrides != nil {
+			opts.Overrides(c)
+			if err := c.Validate(); err != nil {
+				return nil, err
+			}
+		}
 	}
-	return c, nil
+	prices, err := pricing.Load(c.Pricing)
+	if err != nil {
+		m.priceLoadOK.Set(0)
+		return nil, fmt.Errorf("pricing: %w", err)
+	}
+	return &loaded{cfg: c, prices: prices}, nil
 }
 
 func closeAll(ls []net.Listener) {
@@ -212,11 +243,22 @@ type pipeline struct {
 	done chan struct{}
 }
 
-func startPipeline(ctx context.Context, cfg *Config, m *Metrics, log *slog.Logger, dir *state.Dir,
-	positions []tailer.Position) (*pipeline, error) {
-	in, err := newIngester(cfg, m)
+func startPipeline(ctx context.Context, cfg *Config, prices *pricing.Table, m *Metrics, log *slog.Logger,
+	dir *state.Dir, state carried) (*pipeline, error) {
+	positions := state.positions
+	in, err := newIngester(cfg, m, prices)
 	if err != nil {
 		return nil, err
+	}
+	in.litellm = state.litellm
+	var snaps chan *litellm.Snapshot
+	var client *litellm.Client
+	if cfg.LiteLLM.Enabled() {
+		if client, err = litellm.NewClient(cfg.LiteLLM.Config); err != nil {
+			return nil, fmt.Errorf("litellm: %w", err)
+		}
+		m.enableLiteLLM()
+		snaps = make(chan *litellm.Snapshot, 1)
 	}
 	d, err := newDecoder(cfg, m, in.classifier.Services(), log.With("component", "ingest"))
 	if err != nil {
@@ -240,8 +282,11 @@ func startPipeline(ctx context.Context, cfg *Config, m *Metrics, log *slog.Logge
 	events := make(chan *eventBatch, 4)
 	go t.Run(ctx)
 	go decodeLoop(t, d, events)
+	if client != nil {
+		go pollLiteLLM(ctx, client, cfg.LiteLLM.Interval, snaps, m, log.With("component", "litellm"))
+	}
 	go func() {
-		p.loop(events, m, log, dir, cfg.Logs.CheckpointInterval)
+		p.loop(events, snaps, m, log, dir, cfg.Logs.CheckpointInterval)
 		m.tailers.detach(t)
 		close(p.done)
 	}()
@@ -261,7 +306,8 @@ func decodeLoop(t *tailer.Tailer, d *decoder, out chan<- *eventBatch) {
 
 // loop is the second stage: it applies decoded batches until the decoder
 // closes its channel, checkpointing on an interval and once more at the end.
-func (p *pipeline) loop(events <-chan *eventBatch, m *Metrics, log *slog.Logger, dir *state.Dir, every time.Duration) {
+func (p *pipeline) loop(events <-chan *eventBatch, snaps <-chan *litellm.Snapshot, m *Metrics, log *slog.Logger,
+	dir *state.Dir, every time.Duration) {
 	saves := make(chan []byte, 1)
 	var writer sync.WaitGroup
 	writer.Add(1)
@@ -282,6 +328,8 @@ func (p *pipeline) loop(events <-chan *eventBatch, m *Metrics, log *slog.Logger,
 			}
 			p.in.ingest(eb)
 			putEventBatch(eb)
+		case snap := <-snaps:
+			p.in.applyLiteLLM(snap)
 		case <-tick.C:
 			// Latest wins: a slow disk delays checkpoints, never ingestion.
 			data := p.in.checkpoint()
@@ -301,10 +349,11 @@ func (p *pipeline) loop(events <-chan *eventBatch, m *Metrics, log *slog.Logger,
 	saveCheckpoint(dir, p.in.checkpoint(), m, log)
 }
 
-// wait blocks until the pipeline has stopped and returns its final positions.
-func (p *pipeline) wait() []tailer.Position {
+// wait blocks until the pipeline has stopped and returns what the next one
+// continues from.
+func (p *pipeline) wait() carried {
 	<-p.done
-	return p.in.positionList()
+	return carried{positions: p.in.positionList(), litellm: p.in.litellm}
 }
 
 func saveCheckpoint(dir *state.Dir, data []byte, m *Metrics, log *slog.Logger) {
@@ -331,7 +380,11 @@ func (in *ingester) positionList() []tailer.Position {
 }
 
 func (in *ingester) checkpoint() []byte {
-	data, _ := json.Marshal(checkpoint{Version: 1, Written: in.now().UTC(), Positions: in.positionList()})
+	cp := checkpoint{Version: 1, Written: in.now().UTC(), Positions: in.positionList()}
+	if in.litellm != nil {
+		cp.LiteLLM = in.litellm.Encode()
+	}
+	data, _ := json.Marshal(cp)
 	return data
 }
 
@@ -392,4 +445,55 @@ func newMux(reg *prometheus.Registry, opts Options, log *slog.Logger, ready *ato
 		}
 	}
 	return mux
+}
+
+// pollLiteLLM scrapes LiteLLM on its own interval and hands each good
+// scrape to the ingest loop, the latest replacing one not yet taken: the
+// deltas are taken there, so none is lost. A failure is logged once per
+// change of state, sets usage_exporter_litellm_up to 0, and withdraws the
+// re-exported LiteLLM series rather than serving stale ones.
+func pollLiteLLM(ctx context.Context, c *litellm.Client, every time.Duration, out chan *litellm.Snapshot,
+	m *Metrics, log *slog.Logger) {
+	state := -1 // unknown, down, up
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		start := time.Now()
+		snap, err := c.Fetch(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		m.litellmDuration.Set(time.Since(start).Seconds())
+		if err != nil {
+			m.litellmUp.Set(0)
+			m.litellm.set(nil)
+			if state != 0 {
+				log.Warn("LiteLLM scrape failed", "url", c.URL(), "err", err)
+			}
+			state = 0
+		} else {
+			m.litellmUp.Set(1)
+			m.litellmLastSuccess.SetToCurrentTime()
+			m.litellm.set(snap)
+			if state == 0 {
+				log.Info("LiteLLM scrape succeeded again", "url", c.URL())
+			}
+			state = 1
+			select {
+			case out <- snap:
+			default:
+				select {
+				case <-out:
+				default:
+				}
+				out <- snap
+			}
+		}
+		timer.Reset(every)
+	}
 }

@@ -65,8 +65,15 @@ func startInstance(t *testing.T, cfg *Config, stateDir string, configFile string
 		return result
 	}
 	t.Cleanup(func() { _ = inst.stop() })
+	client := &http.Client{Timeout: time.Second}
 	waitFor(t, "exporter ready", func() bool {
-		resp, err := http.Get(inst.url + "/-/ready")
+		select {
+		case err := <-done:
+			stopped, result = true, err
+			t.Fatalf("Run returned before it was ready: %v", err)
+		default:
+		}
+		resp, err := client.Get(inst.url + "/-/ready")
 		if err != nil {
 			return false
 		}

@@ -35,6 +35,8 @@ func run() int {
 				Enum("checkpoint", "beginning", "end")
 		stateDir = app.Flag("state.dir", "Directory for read checkpoints and other state.").
 				Default("/var/lib/usage-exporter").String()
+		litellmURL = app.Flag("litellm.url", "LiteLLM proxy to scrape (base URL or its /metrics); default $LITELLM_PROXY_URL.").
+				String()
 	)
 	app.Version(version.Print("usage-exporter"))
 	app.HelpFlag.Short('h')
@@ -58,6 +60,9 @@ func run() int {
 		}
 		if *logStart != "" {
 			c.Logs.Start = *logStart
+		}
+		if *litellmURL != "" {
+			c.LiteLLM.URL = *litellmURL
 		}
 	}
 	cfg, err := loadConfig(*configFile, overrides)

@@ -63,8 +63,8 @@ func (c Config) Validate() error {
 			return fielderr.New("url", "must be an http(s) URL, not %q", c.URL)
 		}
 	}
-	if c.Interval < time.Second {
-		return fielderr.New("interval", "must be at least 1s, not %s", c.Interval)
+	if c.Interval < 100*time.Millisecond {
+		return fielderr.New("interval", "must be at least 100ms, not %s", c.Interval)
 	}
 	if c.Timeout <= 0 || c.Timeout > c.Interval {
 		return fielderr.New("timeout", "must be positive and at most the interval, not %s", c.Timeout)

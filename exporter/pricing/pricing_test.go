@@ -56,7 +56,7 @@ func TestChargeByConvention(t *testing.T) {
 			// 1.25x (5 minutes) and 2x (1 hour) input.
 			name: "anthropic cache reads and writes", model: "claude-3-5-sonnet",
 			usage: Usage{Input: 1000, CacheRead: 20000, CacheWrite: 5000, CacheWrite1h: 2000, Output: 800},
-			want:  Charge{Input: 1000, CacheRead: 20000, CacheWrite: 7000, Output: 800, Cost: 0.05175},
+			want:  Charge{Input: 1000, CacheRead: 20000, CacheWrite: 5000, CacheWrite1h: 2000, Output: 800, Cost: 0.05175},
 		},
 		{
 			// The whole request at the long-context rate once the prompt
