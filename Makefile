@@ -47,6 +47,8 @@ unit:
 fuzz:
 	$(GO) test ./exporter/logparse -run '^$$' -fuzz '^FuzzParseJSON$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./exporter/logparse -run '^$$' -fuzz '^FuzzParseNginx$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./exporter/litellm -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./exporter/litellm -run '^$$' -fuzz '^FuzzScannerMatchesExpfmt$$' -fuzztime $(FUZZTIME)
 
 fuzz-long:
 	$(MAKE) fuzz FUZZTIME=10m
@@ -63,6 +65,7 @@ $(BENCH_DATA)/access-1m.json.log:
 # (file -> tailer -> parse -> series) on the 1M-line files, a 10k-user scrape.
 bench: $(BENCH_DATA)/access-1m.log $(BENCH_DATA)/access-1m.json.log
 	$(GO) test ./exporter/logparse ./exporter/classify ./exporter/dedup -run '^$$' -bench . -benchmem -count 3
+	$(GO) test ./exporter/litellm -run '^$$' -bench . -benchmem -benchtime 3x
 	$(GO) test ./exporter -run '^$$' -bench 'IngestLine|Scrape' -benchmem -count 3
 	USAGE_BENCH_NGINX=$(CURDIR)/$(BENCH_DATA)/access-1m.log USAGE_BENCH_JSON=$(CURDIR)/$(BENCH_DATA)/access-1m.json.log \
 		$(GO) test ./exporter -run '^$$' -bench 'Backlog|Follow' -benchtime 3x -count 3

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 	"github.com/usage-exporter/usage-exporter/exporter"
 	"github.com/usage-exporter/usage-exporter/exporter/logparse"
+	"github.com/usage-exporter/usage-exporter/exporter/pricing"
 )
 
 func main() { os.Exit(run()) }
@@ -71,7 +72,12 @@ func run() int {
 		return 1
 	}
 	if *configCheck {
-		fmt.Println("configuration OK")
+		prices, err := pricing.Load(cfg.Pricing)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "usage-exporter: pricing:", err)
+			return 1
+		}
+		fmt.Printf("configuration OK (%d sources, %d priced models)\n", len(cfg.Logs.Sources), prices.Len())
 		return 0
 	}
 
