@@ -15,6 +15,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/usage-exporter/usage-exporter/exporter/quota"
+	"github.com/usage-exporter/usage-exporter/exporter/quota/redistest"
 	"github.com/usage-exporter/usage-exporter/exporter/tailer"
 )
 
@@ -169,7 +171,7 @@ func BenchmarkScrape(b *testing.B) {
 	if n := len(in.routes); n != 200 {
 		b.Fatalf("%d routes, want 200", n)
 	}
-	h := newMux(reg, Options{}, discardLogger(), new(atomic.Bool), nil)
+	h := newMux(reg, in.m, Options{}, discardLogger(), new(atomic.Bool), nil)
 	// What Prometheus asks for: text, or protobuf when native histograms are
 	// enabled; gzip either way.
 	for _, accept := range []struct{ name, header string }{
@@ -290,4 +292,61 @@ func followOnce(b *testing.B, chunks [][]byte, lines int, catchUp int64) time.Du
 		putEventBatch(eb)
 	}
 	return elapsed
+}
+
+// BenchmarkLedger ingests lines of 10,000 users with the ledger on: in
+// memory (embedded), and committed to a real Redis in batches, as the
+// committer does every flush interval.
+func BenchmarkLedger(b *testing.B) {
+	var buf bytes.Buffer
+	const lines = 200000
+	for i := 0; i < lines; i++ {
+		fmt.Fprintf(&buf, `{"timestamp":"2025-11-03T12:00:00Z","user_id":"user-%05d","path":"/api/v1/llm/chat/completions","status":200,"model":"gpt-4o","input_tokens":%d,"output_tokens":20}`+"\n",
+			i%10000, 100+i%50)
+	}
+	data := buf.Bytes()
+	var batches []*tailer.Batch
+	for len(data) > 0 {
+		n := min(len(data), 128<<10)
+		n = bytes.LastIndexByte(data[:n], '\n') + 1
+		batches = append(batches, &tailer.Batch{Data: data[:n]})
+		data = data[n:]
+	}
+	for _, mode := range []string{"embedded", "redis"} {
+		b.Run(mode, func(b *testing.B) {
+			cfg := testConfig("json")
+			cfg.Users.MaxUsers = 20000
+			var r *quota.Redis
+			if mode == "redis" {
+				srv := redistest.Start(b)
+				cfg.Redis.URL = srv.URL()
+				var err error
+				if r, err = quota.NewRedis(cfg.Redis); err != nil {
+					b.Fatal(err)
+				}
+				defer r.Close()
+			}
+			d, in := newStages(b, cfg, prometheus.NewRegistry())
+			in.ls.shared = r != nil
+			commits := 0
+			start := time.Now()
+			for b.Loop() {
+				for i, batch := range batches {
+					ingestSync(d, in, batch)
+					// About one commit per second of input at 250,000 lines a second.
+					if r != nil && (i%200 == 199 || i == len(batches)-1) {
+						if job := in.cut(); job != nil {
+							if _, err := r.Commit(context.Background(), "bench", job.Seq, job.Batch, job.State); err != nil {
+								b.Fatal(err)
+							}
+							in.committed(job)
+							commits++
+						}
+					}
+				}
+			}
+			b.ReportMetric(float64(lines)*float64(b.N)/time.Since(start).Seconds(), "lines/s")
+			b.ReportMetric(float64(commits)/float64(b.N), "commits/op")
+		})
+	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/usage-exporter/usage-exporter/exporter/logparse"
 	"github.com/usage-exporter/usage-exporter/exporter/plans"
 	"github.com/usage-exporter/usage-exporter/exporter/pricing"
+	"github.com/usage-exporter/usage-exporter/exporter/quota"
 	"github.com/usage-exporter/usage-exporter/exporter/tailer"
 	"gopkg.in/yaml.v3"
 )
@@ -24,14 +25,16 @@ import (
 // Config is the exporter's configuration file. Each part is the
 // configuration of the package that uses it.
 type Config struct {
-	Logs       LogsConfig      `yaml:"logs"`
-	Classify   classify.Config `yaml:"classify"`
-	Users      UsersConfig     `yaml:"users"`
-	Plans      plans.Config    `yaml:"plans"`
-	Duplicates dedup.Config    `yaml:"duplicates"`
-	Pricing    pricing.Config  `yaml:"pricing"`
-	LiteLLM    LiteLLMConfig   `yaml:"litellm"`
-	Metrics    MetricsConfig   `yaml:"metrics"`
+	Logs       LogsConfig        `yaml:"logs"`
+	Classify   classify.Config   `yaml:"classify"`
+	Users      UsersConfig       `yaml:"users"`
+	Plans      plans.Config      `yaml:"plans"`
+	Duplicates dedup.Config      `yaml:"duplicates"`
+	Pricing    pricing.Config    `yaml:"pricing"`
+	LiteLLM    LiteLLMConfig     `yaml:"litellm"`
+	Quota      QuotaConfig       `yaml:"quota"`
+	Redis      quota.RedisConfig `yaml:"redis"`
+	Metrics    MetricsConfig     `yaml:"metrics"`
 }
 
 // LiteLLMConfig is the LiteLLM scrape plus where its spend is attributed.
@@ -118,6 +121,8 @@ func DefaultConfig() Config {
 		Duplicates: dedup.DefaultConfig(),
 		Pricing:    pricing.DefaultConfig(),
 		LiteLLM:    LiteLLMConfig{Config: litellm.DefaultConfig(), APIService: "llm"},
+		Quota:      DefaultQuotaConfig(),
+		Redis:      quota.DefaultRedisConfig(),
 		Metrics:    DefaultMetricsConfig(),
 	}
 }
@@ -137,6 +142,8 @@ func (c *Config) Validate() error {
 		{"duplicates", c.Duplicates.Validate()},
 		{"pricing", c.Pricing.Validate()},
 		{"litellm", c.LiteLLM.Validate()},
+		{"quota", c.Quota.validate()},
+		{"redis", c.Redis.Validate()},
 		{"metrics", c.Metrics.Validate()},
 	}
 	for _, ch := range checks {

@@ -1,6 +1,8 @@
 package exporter
 
 import (
+	"math"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/usage-exporter/usage-exporter/exporter/litellm"
 	"github.com/usage-exporter/usage-exporter/exporter/pricing"
@@ -115,7 +117,8 @@ func (ms *modelSeries) unpricedFor(m *Metrics, reason string) prometheus.Counter
 // is taken as it is; otherwise the tokens are priced on the model's entry,
 // following its provider's token convention. A call that cannot be priced
 // is counted as unpriced, never as free; its tokens are counted anyway.
-func (in *ingester) modelCall(eb *eventBatch, ev *event, svc int, us *userSeries, tier int) {
+// It returns the tokens counted.
+func (in *ingester) modelCall(eb *eventBatch, ev *event, svc int, us *userSeries, tier int) int64 {
 	ms := in.model(eb.bytes(ev.model))
 	if ev.status < 400 {
 		ms.success.Inc()
@@ -128,8 +131,8 @@ func (in *ingester) modelCall(eb *eventBatch, ev *event, svc int, us *userSeries
 	} else {
 		ch = pricing.Buckets(ev.tokens, pricing.ConventionOpenAI)
 	}
+	total := int64(0)
 	if ev.hasTokens {
-		total := int64(0)
 		for i, n := range [...]int64{ch.Input, ch.Output, ch.CacheRead, ch.CacheWrite + ch.CacheWrite1h, ch.Reasoning} {
 			if n > 0 {
 				ms.tokens[i].Add(float64(n))
@@ -144,22 +147,23 @@ func (in *ingester) modelCall(eb *eventBatch, ev *event, svc int, us *userSeries
 	var cost float64
 	switch {
 	case !ev.hasTokens && !ev.hasCost && ev.status >= 400:
-		return // a failed call without usage cost nothing
+		return 0 // a failed call without usage cost nothing
 	case ev.hasCost:
 		cost = ev.cost
 	case ms.entry != nil && ev.hasTokens:
 		cost = ch.Cost
 	case ms.entry == nil:
 		ms.unpricedFor(in.m, unpricedUnknownModel).Inc()
-		return
+		return total
 	default:
 		ms.unpricedFor(in.m, unpricedNoTokens).Inc()
-		return
+		return total
 	}
 	if cost > 0 {
 		ms.costFor(in.m, svc, in.services[svc].name).Add(cost)
 		in.userCost(us, tier, svc).Add(cost)
 	}
+	return total
 }
 
 // applyLiteLLM turns a LiteLLM scrape into increments of the same series
@@ -189,6 +193,7 @@ func (in *ingester) applyLiteLLM(snap *litellm.Snapshot) {
 			labelCounter(in.keys, in.m.keyCost, k.Key).Add(v)
 		}
 	}
+	now := in.now()
 	for k, v := range ch.Tokens {
 		ms := in.model([]byte(k.Model))
 		us, tier := in.user([]byte(k.User), nil)
@@ -198,6 +203,11 @@ func (in *ingester) applyLiteLLM(snap *litellm.Snapshot) {
 		}
 		ms.tokens[i].Add(v)
 		in.userTokens(us, tier).Add(v)
+		// LiteLLM's history before the first scrape has no period to go to:
+		// the ledger takes what it counts from then on.
+		if k.User != "" && !ch.First {
+			in.countUsage([]byte(k.User), now, 0, int64(math.Round(v)))
+		}
 	}
 	for k, v := range ch.Requests {
 		ms := in.model([]byte(k.Model))

@@ -243,6 +243,11 @@ type ingester struct {
 	keys       map[string]prometheus.Counter
 	// litellm holds LiteLLM's counters as last applied, to take deltas from.
 	litellm *litellm.Counters
+	// ls is the usage ledger; redisTiers the Redis tier cache (nil without Redis).
+	ls         *ledgerState
+	redisTiers *redisTiers
+	tierOrder  []string
+	quota      *quotaState
 
 	userOverflow, routeOverflow, modelOverflow prometheus.Counter
 	// positions holds the position after the last processed batch of each file.
@@ -343,6 +348,10 @@ func newIngester(cfg *Config, m *Metrics, prices *pricing.Table) (*ingester, err
 	for u, t := range cfg.Plans.Users {
 		in.userTiers[u] = in.tierIndex[t]
 	}
+	if err := in.initLedger(cfg.Redis.Enabled()); err != nil {
+		return nil, err
+	}
+	in.tierOrder = cfg.Quota.TierSources
 	in.overflowU = newUserSeries(otherLabel)
 	in.anonymous = newUserSeries(anonymousLabel)
 	in.dropped = newUserSeries("")
@@ -421,9 +430,10 @@ func (in *ingester) observe(eb *eventBatch, ev *event) bool {
 		us.requests[ukey] = uc
 	}
 	uc.Inc()
+	var tokens int64
 	if ev.modelCall() {
 		if in.sources[eb.source].modelSpend {
-			in.modelCall(eb, ev, svc, us, tier)
+			tokens = in.modelCall(eb, ev, svc, us, tier)
 		}
 	} else if ss.perCall > 0 && ev.status < 400 {
 		ss.perCallCost.Add(ss.perCall)
@@ -432,13 +442,16 @@ func (in *ingester) observe(eb *eventBatch, ev *event) bool {
 	if ev.size > 0 && in.cfg.Pricing.EgressPerGB > 0 {
 		ss.egress.Add(float64(ev.size) * in.cfg.Pricing.EgressPerGB / 1e9)
 	}
+	at := in.now()
+	if ev.unixNano != 0 {
+		at = time.Unix(0, ev.unixNano)
+	}
+	if user := eb.bytes(ev.user); len(user) > 0 {
+		in.countUsage(user, at, 1, tokens)
+	}
 	if ev.cacheKey.n > 0 {
 		if in.dups == nil {
 			in.dups = dedup.New(in.cfg.Duplicates)
-		}
-		at := in.now()
-		if ev.unixNano != 0 {
-			at = time.Unix(0, ev.unixNano)
 		}
 		if in.dups.Seen(ss.name, eb.bytes(ev.cacheKey), at) {
 			ss.duplicates.Inc()
@@ -471,25 +484,15 @@ func methodIndex(m []byte) int {
 }
 
 // user returns the series of the line's user, applying the label policy and
-// the user cap, and the line's tier index: the tier the line names, else the
-// user's tier in the configuration, else the default tier.
+// the user cap, and the user's tier index: from the first of
+// quota.tier_sources that knows it (the line's tier field, Redis, the
+// configuration), else the default tier.
 func (in *ingester) user(user, lineTier []byte) (*userSeries, int) {
 	if len(user) == 0 {
 		return in.anonymous, len(in.tiers) - 1
 	}
-	tier := -1
-	if len(lineTier) > 0 {
-		if i, ok := in.tierIndex[string(lineTier)]; ok && i < len(in.tiers)-1 {
-			tier = i
-		}
-	}
-	if tier < 0 {
-		if i, ok := in.userTiers[string(user)]; ok {
-			tier = i
-		} else {
-			tier = in.defaultT
-		}
-	}
+	tier := in.tierFor(user, lineTier)
+	in.rememberTier(user, tier)
 	if in.cfg.Users.Label == UserLabelDropped {
 		return in.dropped, tier
 	}
@@ -500,17 +503,51 @@ func (in *ingester) user(user, lineTier []byte) (*userSeries, int) {
 		in.userOverflow.Inc()
 		return in.overflowU, tier
 	}
-	us := newUserSeries(in.userLabel(user))
+	us := newUserSeries(userLabel(in.cfg.Users, user))
 	in.users[string(user)] = us
 	return us, tier
 }
 
-func (in *ingester) userLabel(user []byte) string {
-	switch in.cfg.Users.Label {
+// configured returns the index of a configured tier name; the anonymous
+// tier is not one.
+func (in *ingester) configured(name []byte) (int, bool) {
+	i, ok := in.tierIndex[string(name)]
+	return i, ok && i < len(in.tiers)-1
+}
+
+func (in *ingester) tierFor(user, lineTier []byte) int {
+	for _, src := range in.tierOrder {
+		switch src {
+		case tierFromLog:
+			if len(lineTier) > 0 {
+				if i, ok := in.configured(lineTier); ok {
+					return i
+				}
+			}
+		case tierFromRedis:
+			if t, ok := in.fromRedis(user); ok {
+				if i, ok := in.configured([]byte(t)); ok {
+					return i
+				}
+			}
+		case tierFromConfig:
+			if i, ok := in.userTiers[string(user)]; ok {
+				return i
+			}
+		}
+	}
+	return in.defaultT
+}
+
+// userLabel applies the label policy to a user id.
+func userLabel(c UsersConfig, user []byte) string {
+	switch c.Label {
 	case UserLabelHashed:
-		mac := hmac.New(sha256.New, []byte(in.cfg.Users.HashKey))
+		mac := hmac.New(sha256.New, []byte(c.HashKey))
 		mac.Write(user)
 		return hex.EncodeToString(mac.Sum(nil)[:8])
+	case UserLabelDropped:
+		return ""
 	default:
 		return string(user)
 	}

@@ -115,6 +115,13 @@ type Metrics struct {
 	litellmLastSuccess prometheus.Gauge
 	litellmRestarts    prometheus.Counter
 
+	redisUp        prometheus.Gauge
+	ledgerCommits  prometheus.Counter
+	ledgerPending  prometheus.Gauge
+	ledgerPaused   prometheus.Counter
+	redisOnce      sync.Once
+	quotaCollector quotaCollector
+
 	tailers tailerCollector
 	litellm litellmCollector
 
@@ -193,11 +200,25 @@ func NewMetrics(reg prometheus.Registerer, cfg MetricsConfig) *Metrics {
 	}
 	m.reg = reg
 	m.newCostMetrics(f)
+	m.ledgerPending = f.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Subsystem: "exporter", Name: "ledger_pending_entries",
+		Help: "Ledger entries (user and period) counted but not yet committed to Redis, or, without Redis, held."})
+	m.redisUp = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Subsystem: "exporter", Name: "redis_up",
+		Help: "Whether the last Redis operation of the ledger succeeded."})
+	m.ledgerCommits = prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Subsystem: "exporter",
+		Name: "ledger_commits_total", Help: "Batches of ledger increments committed to Redis."})
+	m.ledgerPaused = prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Subsystem: "exporter",
+		Name: "ledger_backpressure_total",
+		Help: "Times reading logs paused because redis.max_pending ledger entries were held while Redis was unreachable."})
 	for _, r := range []string{overflowUser, overflowRoute, overflowModel} {
 		m.seriesOverflow.WithLabelValues(r)
 	}
-	reg.MustRegister(&m.tailers, &m.litellm)
+	reg.MustRegister(&m.tailers, &m.litellm, &m.quotaCollector)
 	return m
+}
+
+// enableRedis registers the Redis ledger's own series.
+func (m *Metrics) enableRedis() {
+	m.redisOnce.Do(func() { m.reg.MustRegister(m.redisUp, m.ledgerCommits, m.ledgerPaused) })
 }
 
 func (m *Metrics) newCostMetrics(f promauto.Factory) {

@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/usage-exporter/usage-exporter/exporter/litellm"
 	"github.com/usage-exporter/usage-exporter/exporter/pricing"
+	"github.com/usage-exporter/usage-exporter/exporter/quota"
 	"github.com/usage-exporter/usage-exporter/exporter/state"
 	"github.com/usage-exporter/usage-exporter/exporter/tailer"
 )
@@ -59,12 +60,29 @@ type checkpoint struct {
 	// LiteLLM holds its counters as last applied, so that a restart adds
 	// only what LiteLLM counted since.
 	LiteLLM *litellm.Counters `json:"litellm,omitempty"`
+	// Ledger holds the usage ledger; with Redis, the counts not yet committed.
+	Ledger *quota.Ledger `json:"ledger,omitempty"`
+	// Redis is how far the commits to Redis have gone.
+	Redis *redisProgress `json:"redis,omitempty"`
 }
 
 // carried is what one pipeline hands to the next, and what a checkpoint holds.
 type carried struct {
 	positions []tailer.Position
 	litellm   *litellm.Counters
+	ledger    *quota.Ledger
+	progress  redisProgress
+}
+
+func (cp *checkpoint) carried() carried {
+	c := carried{positions: cp.Positions, ledger: cp.Ledger}
+	if cp.LiteLLM != nil {
+		c.litellm = cp.LiteLLM.Decode()
+	}
+	if cp.Redis != nil {
+		c.progress = *cp.Redis
+	}
+	return c
 }
 
 // Run serves metrics and ingests logs until ctx ends, then writes the final
@@ -123,7 +141,7 @@ func Run(ctx context.Context, opts Options) error {
 	var ready atomic.Bool
 	reloads := make(chan chan error)
 	srv := &http.Server{
-		Handler:           newMux(reg, opts, log, &ready, reloads),
+		Handler:           newMux(reg, m, opts, log, &ready, reloads),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -142,15 +160,23 @@ func Run(ctx context.Context, opts Options) error {
 		_ = srv.Shutdown(sctx)
 	}()
 
-	state := carried{positions: cp.Positions}
-	if cp.LiteLLM != nil {
-		state.litellm = cp.LiteLLM.Decode()
+	state := cp.carried()
+	var shared *sharedLedger
+	if cfg.Redis.Enabled() {
+		if shared, err = openShared(ctx, cfg.Redis, opts.StateDir, m, log); err != nil {
+			return err
+		}
+		defer shared.redis.Close()
+		state = shared.reconcile(ctx, state, log)
 	}
 	m.reloadOK.Set(1)
 	m.reloadTime.SetToCurrentTime()
 	for {
 		pctx, stop := context.WithCancel(ctx)
-		p, err := startPipeline(pctx, cfg, prices, m, log, dir, state)
+		if next := cfg.Redis.URL; shared != nil && next != shared.url || shared == nil && next != "" {
+			log.Warn("redis.url changed: it takes effect at the next restart")
+		}
+		p, err := startPipeline(pctx, cfg, prices, m, log, dir, state, shared)
 		if err != nil {
 			stop()
 			return err
@@ -244,13 +270,30 @@ type pipeline struct {
 }
 
 func startPipeline(ctx context.Context, cfg *Config, prices *pricing.Table, m *Metrics, log *slog.Logger,
-	dir *state.Dir, state carried) (*pipeline, error) {
+	dir *state.Dir, state carried, shared *sharedLedger) (*pipeline, error) {
 	positions := state.positions
 	in, err := newIngester(cfg, m, prices)
 	if err != nil {
 		return nil, err
 	}
 	in.litellm = state.litellm
+	if state.ledger != nil {
+		in.ls.ledger = state.ledger
+	}
+	in.ls.shared = shared != nil
+	in.ls.progress = state.progress
+	qs := &quotaState{cfg: cfg}
+	if shared != nil {
+		qs.redis = shared.redis
+		if in.ls.progress.Inflight != nil {
+			// Sent before the last stop and not acknowledged: send it again
+			// (Redis applies a batch number once).
+			in.ls.lastState = in.ls.progress.Inflight.State
+		}
+	}
+	in.quota = qs
+	in.publishQuota(qs)
+	m.quotaCollector.state.Store(qs)
 	var snaps chan *litellm.Snapshot
 	var client *litellm.Client
 	if cfg.LiteLLM.Enabled() {
@@ -285,8 +328,12 @@ func startPipeline(ctx context.Context, cfg *Config, prices *pricing.Table, m *M
 	if client != nil {
 		go pollLiteLLM(ctx, client, cfg.LiteLLM.Interval, snaps, m, log.With("component", "litellm"))
 	}
+	var sh *shipper
+	if shared != nil {
+		sh = shared.start(ctx, cfg, in, log.With("component", "ledger"))
+	}
 	go func() {
-		p.loop(events, snaps, m, log, dir, cfg.Logs.CheckpointInterval)
+		p.loop(events, snaps, sh, m, log, dir, cfg.Logs.CheckpointInterval)
 		m.tailers.detach(t)
 		close(p.done)
 	}()
@@ -306,8 +353,8 @@ func decodeLoop(t *tailer.Tailer, d *decoder, out chan<- *eventBatch) {
 
 // loop is the second stage: it applies decoded batches until the decoder
 // closes its channel, checkpointing on an interval and once more at the end.
-func (p *pipeline) loop(events <-chan *eventBatch, snaps <-chan *litellm.Snapshot, m *Metrics, log *slog.Logger,
-	dir *state.Dir, every time.Duration) {
+func (p *pipeline) loop(events <-chan *eventBatch, snaps <-chan *litellm.Snapshot, sh *shipper, m *Metrics,
+	log *slog.Logger, dir *state.Dir, every time.Duration) {
 	saves := make(chan []byte, 1)
 	var writer sync.WaitGroup
 	writer.Add(1)
@@ -319,9 +366,30 @@ func (p *pipeline) loop(events <-chan *eventBatch, snaps <-chan *litellm.Snapsho
 	}()
 	tick := time.NewTicker(every)
 	defer tick.Stop()
+	publish := time.NewTicker(quotaPublishInterval)
+	defer publish.Stop()
+	var flush <-chan time.Time
+	var acks <-chan *commitJob
+	if sh != nil {
+		flush, acks = sh.flush.C, sh.acks
+		defer sh.flush.Stop()
+	}
+	paused := false
 	for events != nil {
+		in := events
+		// With Redis unreachable and max_pending entries held, stop reading:
+		// lines wait in the log files, nothing is dropped.
+		if sh != nil && p.in.ls.ledger.Len() >= sh.maxPending {
+			if !paused {
+				m.ledgerPaused.Inc()
+				log.Warn("redis.max_pending ledger entries held while Redis is unreachable: reading logs pauses until it returns")
+			}
+			paused, in = true, nil
+		} else {
+			paused = false
+		}
 		select {
-		case eb, ok := <-events:
+		case eb, ok := <-in:
 			if !ok {
 				events = nil
 				break
@@ -330,6 +398,16 @@ func (p *pipeline) loop(events <-chan *eventBatch, snaps <-chan *litellm.Snapsho
 			putEventBatch(eb)
 		case snap := <-snaps:
 			p.in.applyLiteLLM(snap)
+		case job := <-acks:
+			p.in.committed(job)
+			m.ledgerPending.Set(float64(p.in.ls.ledger.Len()))
+		case <-flush:
+			if job := p.in.cut(); job != nil {
+				sh.jobs <- job
+			}
+			m.ledgerPending.Set(float64(p.in.ls.ledger.Len()))
+		case <-publish.C:
+			p.in.publishQuota(p.in.quota)
 		case <-tick.C:
 			// Latest wins: a slow disk delays checkpoints, never ingestion.
 			data := p.in.checkpoint()
@@ -344,6 +422,10 @@ func (p *pipeline) loop(events <-chan *eventBatch, snaps <-chan *litellm.Snapsho
 			}
 		}
 	}
+	if sh != nil {
+		sh.finish(p.in)
+	}
+	p.in.publishQuota(p.in.quota)
 	close(saves)
 	writer.Wait()
 	saveCheckpoint(dir, p.in.checkpoint(), m, log)
@@ -353,7 +435,7 @@ func (p *pipeline) loop(events <-chan *eventBatch, snaps <-chan *litellm.Snapsho
 // continues from.
 func (p *pipeline) wait() carried {
 	<-p.done
-	return carried{positions: p.in.positionList(), litellm: p.in.litellm}
+	return carried{positions: p.in.positionList(), litellm: p.in.litellm, ledger: p.in.ls.ledger, progress: p.in.ls.progress}
 }
 
 func saveCheckpoint(dir *state.Dir, data []byte, m *Metrics, log *slog.Logger) {
@@ -380,15 +462,19 @@ func (in *ingester) positionList() []tailer.Position {
 }
 
 func (in *ingester) checkpoint() []byte {
-	cp := checkpoint{Version: 1, Written: in.now().UTC(), Positions: in.positionList()}
+	cp := checkpoint{Version: 1, Written: in.now().UTC(), Positions: in.positionList(), Ledger: in.ls.ledger}
 	if in.litellm != nil {
 		cp.LiteLLM = in.litellm.Encode()
+	}
+	if in.ls.shared {
+		cp.Redis = &in.ls.progress
 	}
 	data, _ := json.Marshal(cp)
 	return data
 }
 
-func newMux(reg *prometheus.Registry, opts Options, log *slog.Logger, ready *atomic.Bool, reloads chan chan error) *http.ServeMux {
+func newMux(reg *prometheus.Registry, m *Metrics, opts Options, log *slog.Logger, ready *atomic.Bool,
+	reloads chan chan error) *http.ServeMux {
 	path := opts.TelemetryPath
 	if path == "" {
 		path = "/metrics"
@@ -401,6 +487,7 @@ func newMux(reg *prometheus.Registry, opts Options, log *slog.Logger, ready *ato
 		Registry:          reg,
 	})
 	mux.Handle(path, promhttp.InstrumentMetricHandler(reg, metrics))
+	mux.Handle("/api/v1/quotas", quotaHandler(&m.quotaCollector))
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "Healthy")
 	})
@@ -438,6 +525,7 @@ func newMux(reg *prometheus.Registry, opts Options, log *slog.Logger, ready *ato
 				{Address: path, Text: "Metrics"},
 				{Address: "/-/healthy", Text: "Health"},
 				{Address: "/-/ready", Text: "Readiness"},
+				{Address: "/api/v1/quotas?user=", Text: "Quota of a user", Description: "add the user id"},
 			},
 		})
 		if err == nil {

@@ -38,6 +38,8 @@ func run() int {
 				Default("/var/lib/usage-exporter").String()
 		litellmURL = app.Flag("litellm.url", "LiteLLM proxy to scrape (base URL or its /metrics); default $LITELLM_PROXY_URL.").
 				String()
+		redisURL = app.Flag("redis.url", "Redis for the shared usage ledger and tiers, redis://host:port/db; default from $REDIS_HOST and $REDIS_PORT.").
+				String()
 	)
 	app.Version(version.Print("usage-exporter"))
 	app.HelpFlag.Short('h')
@@ -64,6 +66,9 @@ func run() int {
 		}
 		if *litellmURL != "" {
 			c.LiteLLM.URL = *litellmURL
+		}
+		if *redisURL != "" {
+			c.Redis.URL = *redisURL
 		}
 	}
 	cfg, err := loadConfig(*configFile, overrides)

@@ -2,8 +2,15 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+
 	"encoding/json"
 	"errors"
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/usage-exporter/usage-exporter/exporter/quota/redistest"
 	"io"
 	"net"
 	"net/http"
@@ -144,5 +151,134 @@ func TestSignals(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "configuration reload failed") {
 		t.Errorf("reload failure not logged:\n%s", stderr.String())
+	}
+}
+
+// ledgerLine is one request of user u%02d with tokens, in November 2025.
+func ledgerLine(i int) (user string, tokens int, line string) {
+	user = fmt.Sprintf("u%02d", i%20)
+	tokens = 1 + i%13
+	line = fmt.Sprintf(`{"timestamp":"2025-11-03T12:00:00Z","user_id":"%s","path":"/api/v1/llm/chat/completions","status":200,"model":"gpt-4o","input_tokens":%d,"output_tokens":0,"seq":%d}`+"\n",
+		user, tokens, i)
+	return
+}
+
+// TestCrashExactlyOnce kills the exporter (SIGKILL, no chance to save) at
+// random points while 100,000 lines are written, five times, and restarts
+// it each time: the ledger ends with exactly each user's calls and tokens.
+// Once with the embedded ledger (the state file), once with Redis.
+func TestCrashExactlyOnce(t *testing.T) {
+	for _, mode := range []string{"state-file", "redis"} {
+		t.Run(mode, func(t *testing.T) {
+			dir := t.TempDir()
+			logPath := filepath.Join(dir, "access.log")
+			stateDir := filepath.Join(dir, "state")
+			config := filepath.Join(dir, "config.yml")
+			cfg := "logs:\n  poll_interval: 20ms\n  glob_interval: 50ms\n  checkpoint_interval: 100ms\n  sources:\n    - path: " + logPath + "\n"
+			var srv *redistest.Server
+			if mode == "redis" {
+				srv = redistest.Start(t)
+				cfg += "redis:\n  url: " + srv.URL() + "\n  instance: crash-test\n  flush_interval: 20ms\n"
+			}
+			os.WriteFile(config, []byte(cfg), 0o644)
+			os.WriteFile(logPath, nil, 0o644)
+			addr := freePort(t)
+
+			const total = 100000
+			want := map[string][2]int64{}
+			written := make(chan struct{})
+			go func() {
+				defer close(written)
+				f, _ := os.OpenFile(logPath, os.O_APPEND|os.O_WRONLY, 0)
+				defer f.Close()
+				var buf bytes.Buffer
+				for i := 0; i < total; i++ {
+					_, _, line := ledgerLine(i)
+					buf.WriteString(line)
+					if (i+1)%500 == 0 {
+						f.Write(buf.Bytes())
+						buf.Reset()
+						time.Sleep(15 * time.Millisecond)
+					}
+				}
+			}()
+			for i := 0; i < total; i++ {
+				user, tokens, _ := ledgerLine(i)
+				w := want[user]
+				want[user] = [2]int64{w[0] + 1, w[1] + int64(tokens)}
+			}
+
+			seed := time.Now().UnixNano()
+			rng := rand.New(rand.NewPCG(uint64(seed), 7))
+			t.Logf("kill points from seed %d", seed)
+			var stderr bytes.Buffer
+			start := func() *exec.Cmd {
+				cmd := command("--config.file", config, "--state.dir", stateDir, "--web.listen-address", addr)
+				stderr.Reset()
+				cmd.Stderr = &stderr
+				if err := cmd.Start(); err != nil {
+					t.Fatal(err)
+				}
+				return cmd
+			}
+			for kill := 0; kill < 5; kill++ {
+				cmd := start()
+				time.Sleep(time.Duration(150+rng.IntN(400)) * time.Millisecond)
+				cmd.Process.Signal(syscall.SIGKILL)
+				cmd.Wait()
+			}
+			cmd := start()
+			defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+			<-written
+
+			got := func() map[string][2]int64 {
+				out := map[string][2]int64{}
+				if srv != nil {
+					c := goredis.NewClient(&goredis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", srv.Port)})
+					defer c.Close()
+					fields, _ := c.HGetAll(context.Background(), "usage:ledger:2025-11-01").Result()
+					for f, v := range fields {
+						n, _ := strconv.ParseInt(v, 10, 64)
+						u := out[f[2:]]
+						if f[:2] == "c:" {
+							u[0] = n
+						} else {
+							u[1] = n
+						}
+						out[f[2:]] = u
+					}
+					return out
+				}
+				for user := range want {
+					var q struct {
+						Used map[string]int64 `json:"used"`
+					}
+					resp, err := http.Get("http://" + addr + "/api/v1/quotas?user=" + user + "&period=2025-11-01")
+					if err != nil {
+						return nil
+					}
+					json.NewDecoder(resp.Body).Decode(&q)
+					resp.Body.Close()
+					out[user] = [2]int64{q.Used["calls"], q.Used["tokens"]}
+				}
+				return out
+			}
+			deadline := time.Now().Add(60 * time.Second)
+			for {
+				g := got()
+				if fmt.Sprint(g) == fmt.Sprint(want) {
+					break
+				}
+				for user, w := range want {
+					if g[user][0] > w[0] || g[user][1] > w[1] {
+						t.Fatalf("%s counted twice: %v, wrote %v", user, g[user], w)
+					}
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("ledger %v\nwant   %v\nexporter log:\n%s", g, want, stderr.String())
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		})
 	}
 }

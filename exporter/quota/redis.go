@@ -1,0 +1,307 @@
+package quota
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/usage-exporter/usage-exporter/exporter/fielderr"
+)
+
+// RedisConfig configures the shared ledger and Redis tier lookups.
+type RedisConfig struct {
+	// URL is redis://[user:password@]host:port/db; empty turns Redis off.
+	URL string `yaml:"url,omitempty"`
+	// KeyPrefix starts every key this exporter writes.
+	KeyPrefix string `yaml:"key_prefix"`
+	// Instance names this exporter's checkpoint; exporters sharing a ledger
+	// need distinct names (the default is the host name and state directory).
+	Instance string `yaml:"instance,omitempty"`
+	// FlushInterval is how often ledger increments are committed.
+	FlushInterval time.Duration `yaml:"flush_interval"`
+	// Timeout of one Redis operation.
+	Timeout time.Duration `yaml:"timeout"`
+	// MaxPending bounds the ledger entries held while Redis is unreachable;
+	// at the bound, reading logs pauses (nothing is dropped) until Redis returns.
+	MaxPending int `yaml:"max_pending"`
+	// UserKey is the hash holding a user's tier, {user} standing for the id.
+	UserKey string `yaml:"user_key"`
+	// TierField is the field of that hash.
+	TierField string `yaml:"tier_field"`
+	// SessionPattern matches session keys whose JSON values hold user_id and tier.
+	SessionPattern string `yaml:"session_pattern"`
+	// TierTTL is how long a tier read from Redis is used before it is read again.
+	TierTTL time.Duration `yaml:"tier_ttl"`
+}
+
+// DefaultRedisConfig takes its URL from REDIS_HOST and REDIS_PORT, the
+// variables of the system this replaces, when they are set.
+func DefaultRedisConfig() RedisConfig {
+	c := RedisConfig{
+		KeyPrefix: "usage:", FlushInterval: time.Second, Timeout: 2 * time.Second, MaxPending: 1_000_000,
+		UserKey: "user:{user}", TierField: "tier", SessionPattern: "session:*", TierTTL: time.Minute,
+	}
+	if host := os.Getenv("REDIS_HOST"); host != "" {
+		port := os.Getenv("REDIS_PORT")
+		if port == "" {
+			port = "6379"
+		}
+		c.URL = "redis://" + net.JoinHostPort(host, port) + "/0"
+	}
+	return c
+}
+
+// Enabled reports whether a URL is configured.
+func (c RedisConfig) Enabled() bool { return c.URL != "" }
+
+// Validate checks the settings.
+func (c RedisConfig) Validate() error {
+	if c.URL != "" {
+		if _, err := redis.ParseURL(c.URL); err != nil {
+			return fielderr.New("url", "%v", err)
+		}
+	}
+	if c.KeyPrefix == "" {
+		return fielderr.New("key_prefix", "must not be empty")
+	}
+	if c.FlushInterval < 10*time.Millisecond {
+		return fielderr.New("flush_interval", "must be at least 10ms, not %s", c.FlushInterval)
+	}
+	if c.Timeout <= 0 {
+		return fielderr.New("timeout", "must be positive")
+	}
+	if c.MaxPending < 1 {
+		return fielderr.New("max_pending", "must be at least 1")
+	}
+	if !strings.Contains(c.UserKey, "{user}") {
+		return fielderr.New("user_key", "must contain {user}, not %q", c.UserKey)
+	}
+	if c.TierTTL <= 0 {
+		return fielderr.New("tier_ttl", "must be positive")
+	}
+	return nil
+}
+
+// Redis is the shared ledger and tier store.
+type Redis struct {
+	cfg    RedisConfig
+	client *redis.Client
+}
+
+// NewRedis connects lazily: nothing is dialled until the first command.
+func NewRedis(cfg RedisConfig) (*Redis, error) {
+	opts, err := redis.ParseURL(cfg.URL)
+	if err != nil {
+		return nil, err
+	}
+	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = cfg.Timeout, cfg.Timeout, cfg.Timeout
+	opts.MaxRetries = 1
+	return &Redis{cfg: cfg, client: redis.NewClient(opts)}, nil
+}
+
+// Close closes the connections.
+func (r *Redis) Close() error { return r.client.Close() }
+
+// Ping checks that Redis answers.
+func (r *Redis) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+	defer cancel()
+	return r.client.Ping(ctx).Err()
+}
+
+func (r *Redis) ledgerKey(period string) string { return r.cfg.KeyPrefix + "ledger:" + period }
+
+func (r *Redis) checkpointKey(instance string) string {
+	return r.cfg.KeyPrefix + "checkpoint:" + instance
+}
+
+// Ledger fields: "c:<user>" for calls, "t:<user>" for tokens.
+const (
+	callsField  = "c:"
+	tokensField = "t:"
+)
+
+// ledgerTTL keeps past periods' hashes for a year and a little.
+const ledgerTTL = 400 * 24 * time.Hour
+
+// GapError is a commit whose predecessor is not in Redis: Redis lost data.
+type GapError struct{ Have, Seq uint64 }
+
+func (e *GapError) Error() string {
+	return fmt.Sprintf("ledger batch out of sequence: Redis has batch %d, this is %d", e.Have, e.Seq)
+}
+
+// Commit adds a batch of increments to the shared ledger and stores the
+// instance's checkpoint (the read positions they came from) in one
+// MULTI/EXEC. Batches are numbered; one already committed is acknowledged
+// without being applied again, so a commit whose reply was lost can be
+// retried safely. It reports whether this call applied the batch.
+func (r *Redis) Commit(ctx context.Context, instance string, seq uint64, batch *Ledger, checkpoint []byte) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+	defer cancel()
+	key := r.checkpointKey(instance)
+	applied := false
+	err := r.client.Watch(ctx, func(tx *redis.Tx) error {
+		have, err := seqOf(tx.HGet(ctx, key, "seq"))
+		if err != nil {
+			return err
+		}
+		if have >= seq {
+			return nil // committed before: the reply was lost
+		}
+		if have != seq-1 {
+			return &GapError{Have: have, Seq: seq}
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			for _, period := range batch.Periods() {
+				lk := r.ledgerKey(period)
+				for user, u := range batch.periods[period] {
+					if u.Calls != 0 {
+						p.HIncrBy(ctx, lk, callsField+user, u.Calls)
+					}
+					if u.Tokens != 0 {
+						p.HIncrBy(ctx, lk, tokensField+user, u.Tokens)
+					}
+				}
+				p.Expire(ctx, lk, ledgerTTL)
+			}
+			p.HSet(ctx, key, "seq", seq, "state", checkpoint)
+			return nil
+		})
+		applied = err == nil
+		return err
+	}, key)
+	return applied, err
+}
+
+func seqOf(cmd *redis.StringCmd) (uint64, error) {
+	s, err := cmd.Result()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseUint(s, 10, 64)
+}
+
+// Checkpoint returns the last committed batch number and checkpoint of an
+// instance; seq 0 when it never committed.
+func (r *Redis) Checkpoint(ctx context.Context, instance string) (seq uint64, state []byte, err error) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+	defer cancel()
+	vals, err := r.client.HMGet(ctx, r.checkpointKey(instance), "seq", "state").Result()
+	if err != nil {
+		return 0, nil, err
+	}
+	if s, ok := vals[0].(string); ok {
+		if seq, err = strconv.ParseUint(s, 10, 64); err != nil {
+			return 0, nil, fmt.Errorf("checkpoint of %s: %w", instance, err)
+		}
+	}
+	if s, ok := vals[1].(string); ok {
+		state = []byte(s)
+	}
+	return seq, state, nil
+}
+
+// Usage reads a period's usage by user from the shared ledger.
+func (r *Redis) Usage(ctx context.Context, period string) (map[string]Usage, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+	defer cancel()
+	fields, err := r.client.HGetAll(ctx, r.ledgerKey(period)).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]Usage, len(fields)/2)
+	for f, v := range fields {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || len(f) < 2 {
+			continue
+		}
+		user := f[2:]
+		u := out[user]
+		switch f[:2] {
+		case callsField:
+			u.Calls = n
+		case tokensField:
+			u.Tokens = n
+		default:
+			continue
+		}
+		out[user] = u
+	}
+	return out, nil
+}
+
+// Tiers reads users' tiers from their hashes, in one round trip.
+func (r *Redis) Tiers(ctx context.Context, users []string) (map[string]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+	defer cancel()
+	cmds := make([]*redis.StringCmd, len(users))
+	_, err := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, u := range users {
+			cmds[i] = p.HGet(ctx, strings.ReplaceAll(r.cfg.UserKey, "{user}", u), r.cfg.TierField)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	out := make(map[string]string, len(users))
+	for i, c := range cmds {
+		if v, err := c.Result(); err == nil && v != "" {
+			out[users[i]] = v
+		}
+	}
+	return out, nil
+}
+
+// SessionTiers scans the session keys, JSON values with user_id and tier,
+// and returns the tier of each user that has a session.
+func (r *Redis) SessionTiers(ctx context.Context) (map[string]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*r.cfg.Timeout)
+	defer cancel()
+	out := map[string]string{}
+	var cursor uint64
+	for {
+		keys, next, err := r.client.Scan(ctx, cursor, r.cfg.SessionPattern, 1000).Result()
+		if err != nil {
+			return nil, err
+		}
+		if len(keys) > 0 {
+			vals, err := r.client.MGet(ctx, keys...).Result()
+			if err != nil {
+				return nil, err
+			}
+			for _, v := range vals {
+				s, ok := v.(string)
+				if !ok {
+					continue
+				}
+				var sess struct {
+					UserID json.RawMessage `json:"user_id"`
+					Tier   string          `json:"tier"`
+				}
+				if json.Unmarshal([]byte(s), &sess) != nil || sess.Tier == "" || len(sess.UserID) == 0 {
+					continue
+				}
+				var id string
+				if json.Unmarshal(sess.UserID, &id) != nil {
+					id = string(sess.UserID) // a numeric id
+				}
+				out[id] = sess.Tier
+			}
+		}
+		if cursor = next; cursor == 0 {
+			return out, nil
+		}
+	}
+}
