@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
+	"github.com/usage-exporter/usage-exporter/exporter/admin"
 	"github.com/usage-exporter/usage-exporter/exporter/litellm"
 	"github.com/usage-exporter/usage-exporter/exporter/pricing"
 	"github.com/usage-exporter/usage-exporter/exporter/quota"
@@ -171,18 +172,23 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	m.reloadOK.Set(1)
 	m.reloadTime.SetToCurrentTime()
+	var reloaded chan error // answered once the reloaded pipeline runs
 	for {
 		pctx, stop := context.WithCancel(ctx)
 		if next := cfg.Redis.URL; shared != nil && next != shared.url || shared == nil && next != "" {
 			log.Warn("redis.url changed: it takes effect at the next restart")
 		}
 		p, err := startPipeline(pctx, cfg, prices, m, log, dir, state, shared)
+		if reloaded != nil {
+			reloaded <- err
+		}
 		if err != nil {
 			stop()
 			return err
 		}
 		ready.Store(true)
-		next, err := waitForReload(ctx, opts, log, reloads, httpErr, m)
+		var next *loaded
+		next, reloaded, err = waitForReload(ctx, opts, log, reloads, httpErr, m)
 		stop()
 		state = p.wait()
 		if next == nil {
@@ -199,19 +205,22 @@ type loaded struct {
 }
 
 // waitForReload returns the next configuration to run, or nil (and the
-// reason) when Run must end. A reload that fails keeps the running pipeline.
+// reason) when Run must end. A reload that fails keeps the running pipeline
+// and is answered at once; a good one returns the channel (of POST
+// /-/reload) to answer once the next pipeline runs, so that "Reloaded"
+// means lines read from then on use the new configuration.
 func waitForReload(ctx context.Context, opts Options, log *slog.Logger, reloads chan chan error,
-	httpErr chan error, m *Metrics) (*loaded, error) {
+	httpErr chan error, m *Metrics) (*loaded, chan error, error) {
 	for {
 		var reply chan error
 		select {
 		case <-ctx.Done():
-			return nil, nil
+			return nil, nil, nil
 		case err := <-httpErr:
 			if errors.Is(err, http.ErrServerClosed) {
 				err = nil
 			}
-			return nil, err
+			return nil, nil, err
 		case <-opts.Reload:
 		case reply = <-reloads:
 		}
@@ -225,11 +234,11 @@ func waitForReload(ctx context.Context, opts Options, log *slog.Logger, reloads 
 			m.setPriceTable(next.prices)
 			log.Info("configuration reloaded", "price_models", next.prices.Len())
 		}
+		if err == nil {
+			return next, reply, nil
+		}
 		if reply != nil {
 			reply <- err
-		}
-		if err == nil {
-			return next, nil
 		}
 	}
 }
@@ -488,34 +497,12 @@ func newMux(reg *prometheus.Registry, m *Metrics, opts Options, log *slog.Logger
 	})
 	mux.Handle(path, promhttp.InstrumentMetricHandler(reg, metrics))
 	mux.Handle("/api/v1/quotas", quotaHandler(&m.quotaCollector))
-	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
-		fmt.Fprintln(w, "Healthy")
-	})
-	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
+	admin.Handle(mux, func() error {
 		if !ready.Load() {
-			http.Error(w, "Not ready", http.StatusServiceUnavailable)
-			return
+			return errors.New("starting")
 		}
-		fmt.Fprintln(w, "Ready")
-	})
-	mux.HandleFunc("/-/reload", func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost {
-			w.Header().Set("Allow", http.MethodPost)
-			http.Error(w, "use POST to reload the configuration", http.StatusMethodNotAllowed)
-			return
-		}
-		reply := make(chan error, 1)
-		select {
-		case reloads <- reply:
-		case <-r.Context().Done():
-			return
-		}
-		if err := <-reply; err != nil {
-			http.Error(w, "reload failed: "+err.Error(), http.StatusBadRequest)
-			return
-		}
-		fmt.Fprintln(w, "Reloaded")
-	})
+		return nil
+	}, reloads)
 	if path != "/" {
 		landing, err := web.NewLandingPage(web.LandingConfig{
 			Name:        "usage-exporter",

@@ -3,17 +3,15 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/prometheus/common/promslog"
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 	"github.com/usage-exporter/usage-exporter/exporter"
+	"github.com/usage-exporter/usage-exporter/exporter/admin"
 	"github.com/usage-exporter/usage-exporter/exporter/logparse"
 	"github.com/usage-exporter/usage-exporter/exporter/pricing"
 )
@@ -91,20 +89,8 @@ func run() int {
 	logger := promslog.New(&promslog.Config{Level: level})
 	logger.Info("starting usage-exporter", "version", version.Info(), "build_context", version.BuildContext())
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop, reload := admin.Signals()
 	defer stop()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	reload := make(chan struct{})
-	go func() {
-		for range hup {
-			select {
-			case reload <- struct{}{}:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
 
 	err = exporter.Run(ctx, exporter.Options{
 		Config: cfg, ConfigFile: *configFile, Overrides: overrides,
