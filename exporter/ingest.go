@@ -73,6 +73,7 @@ type eventBatch struct {
 	arena   []byte
 	invalid int
 	newest  float64 // newest line time, unix seconds
+	oldest  float64 // oldest line time, unix seconds; 0 for none
 }
 
 func (eb *eventBatch) put(b []byte) span {
@@ -88,7 +89,7 @@ var eventBatches = sync.Pool{New: func() any { return &eventBatch{} }}
 func getEventBatch() *eventBatch {
 	eb := eventBatches.Get().(*eventBatch)
 	eb.events, eb.arena = eb.events[:0], eb.arena[:0]
-	eb.invalid, eb.newest, eb.retire = 0, 0, false
+	eb.invalid, eb.newest, eb.oldest, eb.retire = 0, 0, 0, false
 	return eb
 }
 
@@ -183,8 +184,12 @@ func (d *decoder) decode(b *tailer.Batch) *eventBatch {
 		if !rec.Time.IsZero() {
 			ns := rec.Time.UnixNano()
 			eb.events[len(eb.events)-1].unixNano = ns
-			if ts := float64(ns/1e6) / 1e3; ts > eb.newest {
+			ts := float64(ns/1e6) / 1e3
+			if ts > eb.newest {
 				eb.newest = ts
+			}
+			if ts < eb.oldest || eb.oldest == 0 {
+				eb.oldest = ts
 			}
 		}
 	}
@@ -270,6 +275,8 @@ type sourceState struct {
 	filtered      prometheus.Counter
 	lastTime      prometheus.Gauge
 	lastTimeValue float64
+	path          string
+	firstTime     prometheus.Gauge
 }
 
 type routeKey struct {
@@ -338,6 +345,8 @@ func newIngester(cfg *Config, m *Metrics, prices *pricing.Table) (*ingester, err
 			invalid:    m.logLines.WithLabelValues(src.Path, resultInvalid),
 			filtered:   m.logLines.WithLabelValues(src.Path, resultFiltered),
 			lastTime:   m.logLastTime.WithLabelValues(src.Path),
+			path:       src.Path,
+			firstTime:  m.logFirstTime.WithLabelValues(src.Path),
 		})
 	}
 	in.tiers = append(cfg.Plans.Names(), plans.AnonymousTier)
@@ -378,6 +387,10 @@ func (in *ingester) ingest(eb *eventBatch) {
 	if eb.newest > src.lastTimeValue {
 		src.lastTimeValue = eb.newest
 		src.lastTime.Set(eb.newest)
+	}
+	if first, ok := in.m.firstTimes[src.path]; eb.oldest != 0 && (!ok || eb.oldest < first) {
+		in.m.firstTimes[src.path] = eb.oldest
+		src.firstTime.Set(eb.oldest)
 	}
 	if eb.retire {
 		delete(in.positions, eb.pos.FileID)

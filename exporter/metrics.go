@@ -78,14 +78,18 @@ func (c MetricsConfig) Validate() error {
 // Metrics holds every series the exporter's ingest path writes. It outlives
 // pipelines: a config reload keeps the counters.
 type Metrics struct {
-	requests        *prometheus.CounterVec
-	duration        *prometheus.HistogramVec
-	responseBytes   *prometheus.CounterVec
-	duplicates      *prometheus.CounterVec
-	userRequests    *prometheus.CounterVec
-	logLines        *prometheus.CounterVec
-	logLineErrors   *prometheus.CounterVec
-	logLastTime     *prometheus.GaugeVec
+	requests      *prometheus.CounterVec
+	duration      *prometheus.HistogramVec
+	responseBytes *prometheus.CounterVec
+	duplicates    *prometheus.CounterVec
+	userRequests  *prometheus.CounterVec
+	logLines      *prometheus.CounterVec
+	logLineErrors *prometheus.CounterVec
+	logLastTime   *prometheus.GaugeVec
+	logFirstTime  *prometheus.GaugeVec
+	// firstTimes are the values of logFirstTime, by source path; they
+	// outlive reloads as the metrics do. Written by the ingest goroutine only.
+	firstTimes      map[string]float64
 	seriesOverflow  *prometheus.CounterVec
 	dedupEvictions  prometheus.Counter
 	checkpointOK    prometheus.Gauge
@@ -173,6 +177,11 @@ func NewMetrics(reg prometheus.Registerer, cfg MetricsConfig) *Metrics {
 			Namespace: namespace, Subsystem: "exporter", Name: "log_last_timestamp_seconds",
 			Help: "Timestamp of the newest parsed log line, by source.",
 		}, []string{"source"}),
+		logFirstTime: f.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Subsystem: "exporter", Name: "log_first_timestamp_seconds",
+			Help: "Timestamp of the oldest log line parsed since the exporter started, by source: with log_last_timestamp_seconds, the time the counters cover.",
+		}, []string{"source"}),
+		firstTimes: map[string]float64{},
 		seriesOverflow: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Subsystem: "exporter", Name: "series_overflow_total",
 			Help: "Requests whose label value was folded into __other__ by a cardinality cap, by reason.",

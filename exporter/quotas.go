@@ -24,6 +24,8 @@ var (
 		[]string{"user", "tier", "resource"}, nil)
 	quotaPeriodDesc = prometheus.NewDesc("usage_quota_period_start_timestamp_seconds",
 		"Start of the current billing period.", nil, nil)
+	quotaPeriodEndDesc = prometheus.NewDesc("usage_quota_period_end_timestamp_seconds",
+		"End of the current billing period (exclusive).", nil, nil)
 )
 
 // quotaCollector reads the ledger at scrape time: the embedded ledger, or
@@ -37,6 +39,7 @@ func (c *quotaCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- quotaUsedDesc
 	ch <- quotaRatioDesc
 	ch <- quotaPeriodDesc
+	ch <- quotaPeriodEndDesc
 }
 
 var resources = []string{"calls", "tokens"}
@@ -58,6 +61,7 @@ func (c *quotaCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	ch <- prometheus.MustNewConstMetric(quotaPeriodDesc, prometheus.GaugeValue, float64(v.period.Start.Unix()))
+	ch <- prometheus.MustNewConstMetric(quotaPeriodEndDesc, prometheus.GaugeValue, float64(v.period.End.Unix()))
 	if q.cfg.Users.Label == UserLabelDropped {
 		return // no per-user series without user labels
 	}
