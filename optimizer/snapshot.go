@@ -1,0 +1,245 @@
+// Package optimizer reads usage over a window, from Prometheus or from the
+// exporter's own /metrics, decides what would save money, and serves the
+// result as info series and as the JSON of the analytics API it replaces.
+//
+// The analysis (Recommend and the utilities) is pure: a function of a
+// Snapshot, the price table, the plans and the thresholds.
+package optimizer
+
+import (
+	"math"
+	"sort"
+	"time"
+)
+
+// Snapshot is usage over a window of Days days, as a Source reports it.
+type Snapshot struct {
+	Days       int
+	Start, End time.Time
+	// Window is End - Start: Days days, or the exporter's uptime.
+	Window time.Duration
+	// SinceStart is true when the figures are the exporter's totals since it
+	// started rather than a window (the exporter source).
+	SinceStart bool
+	// Source names where the figures came from.
+	Source string
+
+	Services  map[string]*ServiceUsage
+	Endpoints map[string]*EndpointUsage
+	Models    map[string]*ModelUsage
+	Users     map[string]*UserUsage
+	Quotas    []QuotaUse
+
+	// Hourly are calls by hour of day over the window (nil when unknown).
+	Hourly []float64
+	// Daily are calls and cost per day, oldest first (nil when unknown).
+	Daily []DayUsage
+
+	Latency Latency // over all requests
+	// GPU utilisation, when Prometheus has DCGM or nvidia exporter series.
+	GPU *GPUUsage
+	// Missing lists data the source could not provide, with the reason.
+	Missing map[string]string
+}
+
+// ServiceUsage is one api_service's traffic.
+type ServiceUsage struct {
+	Calls, Errors, Timeouts float64
+	Cost                    float64            // model and per-call costs
+	ModelCost               map[string]float64 // of Cost, by model ("" for per-call)
+	Egress                  float64
+	Bytes                   float64
+	Duplicates              float64
+	LatencySum              float64 // seconds
+	LatencyCount            float64
+	UniqueUsers             int
+}
+
+// EndpointUsage is one route's traffic.
+type EndpointUsage struct {
+	Service                  string
+	Calls, Errors            float64
+	LatencySum, LatencyCount float64
+}
+
+// ModelUsage is one model's traffic.
+type ModelUsage struct {
+	Calls, Failures float64
+	// Tokens by direction: input, output, cache_read, cache_write, reasoning.
+	Tokens map[string]float64
+	Cost   float64
+	// PromptTokens is the histogram of prompt sizes: upper bound -> cumulative count.
+	PromptTokens map[float64]float64
+}
+
+// InputTokens are the prompt-side tokens: input and cache reads and writes.
+func (m *ModelUsage) InputTokens() float64 {
+	return m.Tokens["input"] + m.Tokens["cache_read"] + m.Tokens["cache_write"]
+}
+
+// OutputTokens are output and reasoning tokens.
+func (m *ModelUsage) OutputTokens() float64 { return m.Tokens["output"] + m.Tokens["reasoning"] }
+
+// UserUsage is one user's traffic.
+type UserUsage struct {
+	Tier      string
+	Calls     float64
+	Cost      float64
+	Tokens    float64
+	ByService map[string]float64 // calls
+}
+
+// QuotaUse is a user's use of the current billing period.
+type QuotaUse struct {
+	User, Tier  string
+	Calls       float64
+	Tokens      float64
+	PeriodStart time.Time
+	PeriodEnd   time.Time
+	Observed    time.Time // when the figures were read
+}
+
+// DayUsage is one day's traffic.
+type DayUsage struct {
+	Date  time.Time
+	Calls float64
+	Cost  float64
+}
+
+// Latency are request-time figures in seconds; NaN when unknown.
+type Latency struct {
+	Avg, P50, P95, P99 float64
+}
+
+// GPUUsage is mean utilisation (0-1) over the window, and the GPU count.
+type GPUUsage struct {
+	Utilization float64
+	GPUs        int
+	Metric      string
+}
+
+// TotalCalls sums the calls of every service.
+func (s *Snapshot) TotalCalls() float64 {
+	var n float64
+	for _, sv := range s.Services {
+		n += sv.Calls
+	}
+	return n
+}
+
+// TotalCost sums every service's cost and egress.
+func (s *Snapshot) TotalCost() float64 {
+	var c float64
+	for _, sv := range s.Services {
+		c += sv.Cost + sv.Egress
+	}
+	return c
+}
+
+// Monthly scales a figure of the window to 30 days.
+func (s *Snapshot) Monthly(v float64) float64 {
+	if s.Window <= 0 {
+		return v
+	}
+	return v * (30 * 24 * time.Hour).Hours() / s.Window.Hours()
+}
+
+func newSnapshot(days int, now time.Time) *Snapshot {
+	window := time.Duration(days) * 24 * time.Hour
+	return &Snapshot{
+		Days: days, Start: now.Add(-window), End: now, Window: window,
+		Services:  map[string]*ServiceUsage{},
+		Endpoints: map[string]*EndpointUsage{},
+		Models:    map[string]*ModelUsage{},
+		Users:     map[string]*UserUsage{},
+		Missing:   map[string]string{},
+		Latency:   Latency{Avg: math.NaN(), P50: math.NaN(), P95: math.NaN(), P99: math.NaN()},
+	}
+}
+
+func (s *Snapshot) service(name string) *ServiceUsage {
+	sv := s.Services[name]
+	if sv == nil {
+		sv = &ServiceUsage{ModelCost: map[string]float64{}}
+		s.Services[name] = sv
+	}
+	return sv
+}
+
+func (s *Snapshot) endpoint(route, service string) *EndpointUsage {
+	ep := s.Endpoints[route]
+	if ep == nil {
+		ep = &EndpointUsage{Service: service}
+		s.Endpoints[route] = ep
+	}
+	return ep
+}
+
+func (s *Snapshot) model(name string) *ModelUsage {
+	m := s.Models[name]
+	if m == nil {
+		m = &ModelUsage{Tokens: map[string]float64{}, PromptTokens: map[float64]float64{}}
+		s.Models[name] = m
+	}
+	return m
+}
+
+func (s *Snapshot) user(name, tier string) *UserUsage {
+	u := s.Users[name]
+	if u == nil {
+		u = &UserUsage{Tier: tier, ByService: map[string]float64{}}
+		s.Users[name] = u
+	}
+	return u
+}
+
+func sortDays(d []DayUsage) {
+	sort.Slice(d, func(i, j int) bool { return d[i].Date.Before(d[j].Date) })
+}
+
+// quotaSet gathers usage_quota_used series into QuotaUse values.
+type quotaSet struct {
+	start, end float64 // the period, unix seconds
+	byUser     map[[2]string]*QuotaUse
+}
+
+func (qs *quotaSet) add(user, tier, resource string, v float64) {
+	if qs.byUser == nil {
+		qs.byUser = map[[2]string]*QuotaUse{}
+	}
+	k := [2]string{user, tier}
+	q := qs.byUser[k]
+	if q == nil {
+		q = &QuotaUse{User: user, Tier: tier}
+		qs.byUser[k] = q
+	}
+	if resource == "tokens" {
+		q.Tokens = v
+	} else {
+		q.Calls = v
+	}
+}
+
+// list returns the uses sorted by tier and user, observed at now. Without
+// the end gauge the period is taken as a month.
+func (qs *quotaSet) list(now time.Time) []QuotaUse {
+	var out []QuotaUse
+	for _, q := range qs.byUser {
+		q.Observed = now
+		if qs.start > 0 {
+			q.PeriodStart = unixTime(qs.start)
+			q.PeriodEnd = q.PeriodStart.AddDate(0, 1, 0)
+			if qs.end > qs.start {
+				q.PeriodEnd = unixTime(qs.end)
+			}
+		}
+		out = append(out, *q)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Tier != out[j].Tier {
+			return out[i].Tier < out[j].Tier
+		}
+		return out[i].User < out[j].User
+	})
+	return out
+}
