@@ -1,0 +1,484 @@
+package optimizer
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
+	"github.com/usage-exporter/usage-exporter/exporter"
+	"github.com/usage-exporter/usage-exporter/exporter/promtest"
+)
+
+// traffic is what a block of generated gateway lines holds, counted by the
+// generator itself (not by the exporter).
+type traffic struct {
+	lines       int
+	calls       map[string]float64 // by api_service
+	errors      map[string]float64
+	users       map[string]float64 // calls by user
+	userTier    map[string]string
+	cost        float64 // model, per-call and egress dollars
+	gpt4Input   float64
+	gpt4Output  float64
+	gpt4Calls   float64
+	bytes       float64
+	first, last time.Time
+}
+
+// gatewayLines writes n JSON lines as the gateway logs them: in every ten,
+// five gpt-4 chat calls (3,000 prompt and 200 output tokens), three
+// embeddings (one a 500) and two searches (one a 404).
+func gatewayLines(w io.Writer, n int, start time.Time) traffic {
+	tr := traffic{calls: map[string]float64{}, errors: map[string]float64{}, users: map[string]float64{},
+		userTier: map[string]string{"alice@example.com": "professional", "bob@example.com": "starter", "carol@example.com": "trial"}}
+	perCall := map[string]float64{"embeddings": 0.001, "search": 0.0005}
+	for i := 0; i < n; i++ {
+		ts := start.Add(time.Duration(i) * time.Millisecond)
+		var svc, path, user, extra string
+		status, size := 200, 1000+i%7*100
+		switch k := i % 10; {
+		case k < 5:
+			svc, path, user = "llm", "/api/v1/llm/chat/completions", "alice@example.com"
+			if k == 4 {
+				user = "bob@example.com"
+			}
+			extra = fmt.Sprintf(`,"model":"gpt-4","input_tokens":3000,"output_tokens":200,"cache_key":"k%d"`, i%40)
+			tr.gpt4Calls++
+			tr.gpt4Input += 3000
+			tr.gpt4Output += 200
+			tr.cost += 3000*30e-6 + 200*60e-6
+		case k < 8:
+			svc, path, user = "embeddings", "/api/v1/embeddings", "carol@example.com"
+			if k == 7 {
+				status = 500
+			}
+		default:
+			svc, path, user = "search", "/api/v1/search", "bob@example.com"
+			if k == 9 {
+				status = 404
+			}
+		}
+		if status >= 400 {
+			tr.errors[svc]++
+		} else {
+			tr.cost += perCall[svc]
+		}
+		tr.cost += float64(size) * 0.09 / 1e9
+		tr.bytes += float64(size)
+		tr.calls[svc]++
+		tr.users[user]++
+		fmt.Fprintf(w, `{"timestamp":%q,"user_id":%q,"method":"POST","path":%q,"status":%d,"duration_ms":%d,"size":%d,"service":%q,"tier":%q%s}`+"\n",
+			ts.UTC().Format("2006-01-02T15:04:05.000Z"), user, path, status, 50+i%10*100, size, svc, tr.userTier[user], extra)
+		if i == 0 {
+			tr.first = ts.Truncate(time.Millisecond)
+		}
+		tr.last = ts.Truncate(time.Millisecond)
+	}
+	tr.lines = n
+	return tr
+}
+
+func (tr traffic) total() float64 {
+	var n float64
+	for _, c := range tr.calls {
+		n += c
+	}
+	return n
+}
+
+func appendLines(t *testing.T, path string, n int, start time.Time) traffic {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	return gatewayLines(f, n, start)
+}
+
+// startExporter runs the exporter in-process on a loopback port, reading path.
+func startExporter(t *testing.T, path string) (url string, reg *prometheus.Registry) {
+	t.Helper()
+	cfg := exporter.DefaultConfig()
+	cfg.Logs.Sources = []exporter.SourceConfig{{Path: path, Config: cfg.Logs.Sources[0].Config}}
+	cfg.Logs.Sources[0].Format = "json"
+	cfg.Logs.Start = "beginning"
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg = prometheus.NewRegistry()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- exporter.Run(ctx, exporter.Options{Config: &cfg, StateDir: t.TempDir(), TelemetryPath: "/metrics",
+			Listeners: []net.Listener{l}, Logger: slog.New(slog.DiscardHandler), Registry: reg})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("exporter: %v", err)
+		}
+	})
+	return "http://" + l.Addr().String(), reg
+}
+
+// parsedLines is usage_exporter_log_lines_total{result="parsed"}.
+func parsedLines(t *testing.T, reg prometheus.Gatherer) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n float64
+	for _, mf := range mfs {
+		if mf.GetName() != "usage_exporter_log_lines_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == "result" && lp.GetValue() == "parsed" {
+					n += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return n
+}
+
+func eventually(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// getJSON decodes the body of url into v and returns when the report it
+// shows was generated (to the second).
+func getJSON(t *testing.T, url string, v any) time.Time {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, body)
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		t.Fatalf("GET %s: %v: %s", url, err, body)
+	}
+	at, err := time.Parse(time.RFC3339, resp.Header.Get("X-Usage-Generated-At"))
+	if err != nil {
+		t.Fatalf("GET %s: X-Usage-Generated-At: %v", url, err)
+	}
+	return at
+}
+
+// The exporter source reads totals since the exporter started: exact.
+func TestExporterSourceExact(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "gateway.log")
+	start := time.Now().Add(-time.Hour).Truncate(time.Second)
+	tr := appendLines(t, log, 2000, start)
+	url, reg := startExporter(t, log)
+	eventually(t, "2000 parsed lines", 30*time.Second, func() bool { return parsedLines(t, reg) == 2000 })
+
+	src := &ExporterSource{URL: url + "/metrics"}
+	var s *Snapshot
+	// The exporter publishes quota use every second.
+	eventually(t, "quota use of all lines", 10*time.Second, func() bool {
+		var err error
+		if s, err = src.Snapshot(context.Background(), 7, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		var used float64
+		for _, q := range s.Quotas {
+			used += q.Calls
+		}
+		return used == 2000
+	})
+	if !s.SinceStart || s.TotalCalls() != 2000 || s.Window != tr.last.Sub(tr.first) {
+		t.Errorf("since start %v, %v calls, window %s (want 2000, %s)", s.SinceStart, s.TotalCalls(), s.Window, tr.last.Sub(tr.first))
+	}
+	for svc, n := range tr.calls {
+		if sv := s.Services[svc]; sv == nil || sv.Calls != n || sv.Errors != tr.errors[svc] {
+			t.Errorf("%s: %+v, want %v calls, %v errors", svc, sv, n, tr.errors[svc])
+		}
+	}
+	if math.Abs(s.TotalCost()-tr.cost) > 1e-9 {
+		t.Errorf("cost %.9f, want %.9f", s.TotalCost(), tr.cost)
+	}
+	m := s.Models["gpt-4"]
+	if m == nil || m.Calls != tr.gpt4Calls || m.Tokens["input"] != tr.gpt4Input || m.Tokens["output"] != tr.gpt4Output ||
+		m.PromptTokens[4000] != tr.gpt4Calls || m.PromptTokens[2000] != 0 {
+		t.Errorf("gpt-4 %+v", m)
+	}
+	for user, n := range tr.users {
+		if u := s.Users[user]; u == nil || u.Calls != n || u.Tier != tr.userTier[user] {
+			t.Errorf("user %s: %+v, want %v calls", user, u, n)
+		}
+	}
+	if len(s.Quotas) != 3 {
+		t.Errorf("quotas %+v", s.Quotas)
+	}
+	for _, q := range s.Quotas {
+		if q.Calls != tr.users[q.User] || q.PeriodEnd.Sub(q.PeriodStart) < 28*24*time.Hour {
+			t.Errorf("quota %+v, want %v calls over a month", q, tr.users[q.User])
+		}
+	}
+	// Durations are 50, 150, ... 950 ms, evenly: the median lies in the
+	// 0.5 s bucket whatever the interpolation.
+	if !(s.Latency.P50 > 0.25 && s.Latency.P50 <= 0.5) || math.Abs(s.Latency.Avg-0.5) > 1e-9 {
+		t.Errorf("latency %+v", s.Latency)
+	}
+	if s.Hourly != nil || s.Missing["hourly"] == "" {
+		t.Errorf("hourly %v, missing %v", s.Hourly, s.Missing)
+	}
+
+	// Every exporter series the two sources read is one the exporter serves.
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := map[string]bool{}
+	for _, mf := range mfs {
+		served[mf.GetName()] = true
+	}
+	rq := &recordingQuerier{}
+	if _, err := (&PrometheusSource{Q: rq}).Snapshot(context.Background(), 7, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	code, _ := os.ReadFile("exporter_source.go")
+	names := metricName.FindAllString(strings.Join(rq.queries, "\n")+string(code), -1)
+	if len(names) < 15 {
+		t.Fatalf("only %d metric names found in the queries", len(names))
+	}
+	for _, name := range names {
+		base := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(name, "_bucket"), "_sum"), "_count")
+		if !served[name] && !served[base] {
+			t.Errorf("the optimizer reads %s, which the exporter does not serve", name)
+		}
+	}
+
+	// Served by the API, saying where the figures come from.
+	e := NewEngine(src, NewMemoryCache(), mustSettings(t))
+	var o Overview
+	rec := get(t, &API{Engine: e}, APIPrefix+"overview?days=30")
+	if err := json.Unmarshal(rec.Body.Bytes(), &o); err != nil {
+		t.Fatal(err)
+	}
+	if o.TotalAPICalls != 2000 || math.Abs(o.TotalCost-money(tr.cost)) > 1e-9 || !o.Meta.SinceExporterStart ||
+		!strings.HasPrefix(o.Meta.Source, "exporter ") {
+		t.Errorf("overview %+v meta %+v", o, o.Meta)
+	}
+}
+
+func mustSettings(t testing.TB) *Settings {
+	t.Helper()
+	cfg := DefaultConfig()
+	s, err := NewSettings(&cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// A real Prometheus scrapes a real exporter and the optimizer; the
+// optimizer's JSON, read through Prometheus, matches what was ingested.
+//
+// Tolerance: increase() extrapolates. Over a block of samples it returns
+// the counted increase times (sampled span + up to half an interval at
+// each end) / sampled span, so the figure lies in [D, D x (1 + 1/(n-1))]
+// for n samples of the series in the hour. The test reads n from
+// Prometheus and asserts that bound; counts are also rounded to whole calls.
+func TestPrometheusSourceIntegration(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts prometheus")
+	}
+	// The test must not straddle an hour: the window sums hourly blocks,
+	// each extrapolated on its own.
+	if now := time.Now(); now.Minute() >= 58 {
+		time.Sleep(now.Truncate(time.Hour).Add(time.Hour + 2*time.Second).Sub(now))
+	}
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "gateway.log")
+	const n = 1000
+	// Warm-up: the same lines once before Prometheus looks, so that every
+	// series exists at its first scrape; increase() cannot count what a
+	// series held when it appeared.
+	appendLines(t, logPath, n, time.Now())
+	expURL, reg := startExporter(t, logPath)
+	eventually(t, "warm-up parsed", 30*time.Second, func() bool { return parsedLines(t, reg) == n })
+
+	optL, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	prom := promtest.Start(t, time.Second, strings.TrimPrefix(expURL, "http://"), optL.Addr().String())
+	cfg := DefaultConfig()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Options{Config: &cfg, PrometheusURL: prom.URL, PrometheusTimeout: 20 * time.Second,
+			Days: 1, Interval: 2 * time.Second, CacheTTL: time.Second, MaxStale: time.Minute, RateLimit: 1000,
+			Listeners: []net.Listener{optL}, Logger: slog.New(slog.DiscardHandler)})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("optimizer: %v", err)
+		}
+	})
+	// samples is the fewest samples a request series has in the hour
+	// before at (now when zero).
+	samples := func(at time.Time) int {
+		res, err := prom.QueryAt(`min(count_over_time(usage_requests_total[1h]))`, at)
+		if err != nil || len(res) == 0 {
+			return 0
+		}
+		var v int
+		fmt.Sscan(res[0].Value[1].(string), &v)
+		return v
+	}
+	eventually(t, "10 scrapes of the warm-up", time.Minute, func() bool { return samples(time.Time{}) >= 10 })
+
+	tr := appendLines(t, logPath, n, time.Now())
+	eventually(t, "counted lines parsed", 30*time.Second, func() bool { return parsedLines(t, reg) == 2*n })
+	eventually(t, "the counted lines scraped", time.Minute, func() bool {
+		res, err := prom.Query(`sum(usage_requests_total)`)
+		return err == nil && len(res) == 1 && res[0].Value[1] == fmt.Sprint(2*n)
+	})
+	eventually(t, "10 scrapes after", time.Minute, func() bool { return samples(time.Time{}) >= 20 })
+
+	base := "http://" + optL.Addr().String() + APIPrefix
+	var o Overview
+	var users []UserRow
+	var perf Performance
+	var quotas map[string]TierQuota
+	var p Patterns
+	generated := []time.Time{getJSON(t, base+"overview?days=1", &o), getJSON(t, base+"by-user?days=1&limit=10", &users),
+		getJSON(t, base+"performance?days=1", &perf), getJSON(t, base+"quotas", &quotas), getJSON(t, base+"patterns?days=1", &p)}
+	// The views may come from reports cached a moment earlier: the bound
+	// uses the sample count when the oldest of them was computed.
+	oldest := generated[0]
+	for _, g := range generated {
+		if g.Before(oldest) {
+			oldest = g
+		}
+	}
+	nSamples := samples(oldest)
+	if nSamples < 10 {
+		t.Fatalf("%d samples at %s", nSamples, oldest)
+	}
+	tol := 1 / float64(nSamples-1)
+	// within checks got against the bound above, plus rounding.
+	within := func(what string, got, want, round float64) {
+		t.Helper()
+		if got < want-round || got > want*(1+tol)+round {
+			t.Errorf("%s = %v, want %v to %v (%d samples)", what, got, want, want*(1+tol), nSamples)
+		}
+	}
+
+	t.Logf("%d samples an hour: %v calls for %v ingested, $%v for $%.4f (bound +%.1f%%)", nSamples, o.TotalAPICalls,
+		tr.total(), o.TotalCost, tr.cost, tol*100)
+	within("total_api_calls", o.TotalAPICalls, tr.total(), 0.5)
+	within("total_cost", o.TotalCost, tr.cost, 0.0001)
+	for svc, c := range tr.calls {
+		within(svc+" calls", o.ByService[svc].Calls, c, 0.5)
+	}
+	if o.Meta.SinceExporterStart || !strings.HasPrefix(o.Meta.Source, "prometheus ") || o.ByUserCount != 3 {
+		t.Errorf("meta %+v, %d users", o.Meta, o.ByUserCount)
+	}
+	if len(users) != 3 {
+		t.Fatalf("by-user %+v", users)
+	}
+	for _, u := range users {
+		within(u.UserID+" calls", u.TotalCalls, tr.users[u.UserID], 0.5)
+		if u.SubscriptionTier != tr.userTier[u.UserID] {
+			t.Errorf("%s tier %s", u.UserID, u.SubscriptionTier)
+		}
+	}
+	wantErr := (tr.errors["embeddings"] + tr.errors["search"]) / tr.total() * 100
+	if perf.P50LatencyMs == nil || perf.P95LatencyMs == nil || math.Abs(perf.ErrorRate-wantErr) > 0.1 {
+		t.Errorf("performance %+v, want error rate %.1f", perf, wantErr)
+	}
+	// Quotas are gauges read at now: exact, warm-up included.
+	for user, tier := range tr.userTier {
+		if quotas[tier].Used != 2*tr.users[user] || quotas[tier].Users != 1 {
+			t.Errorf("quota of %s: %+v, want %v calls", tier, quotas[tier], 2*tr.users[user])
+		}
+	}
+	if len(p.PeakHours) != 1 || p.PeakHours[0].Hour != time.Now().UTC().Hour() {
+		t.Errorf("peak hours %+v", p.PeakHours)
+	} else {
+		within("calls this hour", p.PeakHours[0].Calls, tr.total(), 0.5)
+	}
+	var opt Optimization
+	getJSON(t, base+"optimization?days=1", &opt)
+	if len(find(Result{Recommendations: recs(opt)}, TypeModelSwitch)) != 1 {
+		t.Errorf("no model_switch away from gpt-4: %+v", opt)
+	}
+	// The recommendations reach Prometheus as info series.
+	res := prom.WaitFor(t, `usage_recommendation_info{type="model_switch",current="gpt-4"}`, time.Minute)
+	if res[0].Metric["id"] == "" || res[0].Metric["priority"] == "" {
+		t.Errorf("info series %+v", res[0].Metric)
+	}
+	prom.WaitFor(t, `usage_optimizer_source_up == 1`, 30*time.Second)
+	if d, err := prom.Query(`max_over_time(usage_optimizer_run_duration_seconds[5m])`); err == nil && len(d) == 1 {
+		t.Logf("slowest analysis through Prometheus: %v s", d[0].Value[1])
+	}
+	prom.WaitFor(t, `usage_hourly_requests > 0`, 30*time.Second)
+}
+
+var metricName = regexp.MustCompile(`\b(usage_[a-z_]+|process_start_time_seconds)\b`)
+
+// recordingQuerier answers every query with nothing and keeps the queries.
+type recordingQuerier struct {
+	mu      sync.Mutex
+	queries []string
+}
+
+func (r *recordingQuerier) Query(_ context.Context, q string, _ time.Time) (model.Vector, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.queries = append(r.queries, q)
+	return nil, nil
+}
+
+func (r *recordingQuerier) QueryRange(_ context.Context, q string, _, _ time.Time, _ time.Duration) (model.Matrix, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.queries = append(r.queries, q)
+	return nil, nil
+}
+
+func recs(o Optimization) []Recommendation {
+	out := make([]Recommendation, len(o.Recommendations))
+	for i, r := range o.Recommendations {
+		out[i] = r.Recommendation
+	}
+	return out
+}
