@@ -7,16 +7,21 @@ FUZZTIME    ?= 10s
 BENCH_DATA  := bench/data
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build run test deps lint unit fuzz fuzz-long bench bench-harness clean
+.PHONY: all build run run-optimizer test deps lint unit fuzz fuzz-long bench bench-harness clean
 
 all: build
 
 build:
 	$(GO) build -o usage-exporter ./cmd/usage-exporter
+	$(GO) build -o usage-optimizer ./cmd/usage-optimizer
 
 # The exporter on the sample logs shipped in examples/: http://localhost:9816/metrics
 run: build
 	./usage-exporter --config.file=examples/usage-exporter.yml --state.dir=.state --log.start=beginning
+
+# The optimizer reading the exporter of `make run` (start that first): http://localhost:9817/
+run-optimizer: build
+	./usage-optimizer --config.file=examples/usage-optimizer.yml --exporter.url=http://localhost:9816/metrics
 
 # Every test: lint, unit and integration tests (race detector on), and a short fuzz run per parser.
 test: deps lint unit fuzz
@@ -67,6 +72,7 @@ bench: $(BENCH_DATA)/access-1m.log $(BENCH_DATA)/access-1m.json.log
 	$(GO) test ./exporter/logparse ./exporter/classify ./exporter/dedup -run '^$$' -bench . -benchmem -count 3
 	$(GO) test ./exporter/litellm -run '^$$' -bench . -benchmem -benchtime 3x
 	$(GO) test ./exporter -run '^$$' -bench 'IngestLine|Scrape' -benchmem -count 3
+	$(GO) test ./optimizer -run '^$$' -bench . -benchmem -count 3
 	USAGE_BENCH_NGINX=$(CURDIR)/$(BENCH_DATA)/access-1m.log USAGE_BENCH_JSON=$(CURDIR)/$(BENCH_DATA)/access-1m.json.log \
 		$(GO) test ./exporter -run '^$$' -bench 'Backlog|Follow' -benchtime 3x -count 3
 
@@ -79,4 +85,4 @@ bench-harness: build $(BENCH_DATA)/access-1m.log
 		--state.dir=$(CURDIR)/$(BENCH_DATA)/state --web.listen-address=127.0.0.1:19816
 
 clean:
-	rm -rf usage-exporter .state $(BENCH_DATA)
+	rm -rf usage-exporter usage-optimizer .state $(BENCH_DATA)
