@@ -128,38 +128,13 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	m.setPriceTable(prices)
 
-	listeners := opts.Listeners
-	if listeners == nil {
-		for _, addr := range *opts.Web.WebListenAddresses {
-			l, err := net.Listen("tcp", addr)
-			if err != nil {
-				closeAll(listeners)
-				return err
-			}
-			listeners = append(listeners, l)
-		}
-	}
 	var ready atomic.Bool
 	reloads := make(chan chan error)
-	srv := &http.Server{
-		Handler:           newMux(reg, m, opts, log, &ready, reloads),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	httpErr, shutdown, err := admin.Serve(opts.Listeners, newMux(reg, m, opts, log, &ready, reloads), opts.Web, log)
+	if err != nil {
+		return err
 	}
-	httpErr := make(chan error, 1)
-	go func() {
-		flags := opts.Web
-		if flags == nil {
-			empty := ""
-			flags = &web.FlagConfig{WebConfigFile: &empty}
-		}
-		httpErr <- web.ServeMultiple(listeners, srv, flags, log)
-	}()
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}()
+	defer shutdown()
 
 	state := cp.carried()
 	var shared *sharedLedger
@@ -210,7 +185,7 @@ type loaded struct {
 // /-/reload) to answer once the next pipeline runs, so that "Reloaded"
 // means lines read from then on use the new configuration.
 func waitForReload(ctx context.Context, opts Options, log *slog.Logger, reloads chan chan error,
-	httpErr chan error, m *Metrics) (*loaded, chan error, error) {
+	httpErr <-chan error, m *Metrics) (*loaded, chan error, error) {
 	for {
 		var reply chan error
 		select {
@@ -264,12 +239,6 @@ func reloadConfig(opts Options, m *Metrics) (*loaded, error) {
 		return nil, fmt.Errorf("pricing: %w", err)
 	}
 	return &loaded{cfg: c, prices: prices}, nil
-}
-
-func closeAll(ls []net.Listener) {
-	for _, l := range ls {
-		l.Close()
-	}
 }
 
 // pipeline is a tailer feeding an ingester, with periodic checkpoints.

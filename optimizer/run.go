@@ -121,19 +121,6 @@ func Run(ctx context.Context, o Options) error {
 	reloadOK.Set(1)
 	reg.MustRegister(reloadOK)
 
-	listeners := o.Listeners
-	if listeners == nil {
-		for _, addr := range *o.Web.WebListenAddresses {
-			l, err := net.Listen("tcp", addr)
-			if err != nil {
-				for _, l := range listeners {
-					l.Close()
-				}
-				return err
-			}
-			listeners = append(listeners, l)
-		}
-	}
 	reloads := make(chan chan error)
 	reload := func() error {
 		cfg := o.Config
@@ -152,25 +139,11 @@ func Run(ctx context.Context, o Options) error {
 		reloadOK.Set(1)
 		return nil
 	}
-	srv := &http.Server{
-		Handler:           newMux(reg, eng, o, reloads),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	httpErr, shutdown, err := admin.Serve(o.Listeners, newMux(reg, eng, o, reloads), o.Web, log)
+	if err != nil {
+		return err
 	}
-	httpErr := make(chan error, 1)
-	go func() {
-		flags := o.Web
-		if flags == nil {
-			empty := ""
-			flags = &web.FlagConfig{WebConfigFile: &empty}
-		}
-		httpErr <- web.ServeMultiple(listeners, srv, flags, log)
-	}()
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}()
+	defer shutdown()
 
 	days, every := o.Days, o.Interval
 	if days == 0 {

@@ -5,10 +5,15 @@ package admin
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
+
+	"github.com/prometheus/exporter-toolkit/web"
 )
 
 // Handle serves /-/healthy, /-/ready (503 with ready's error until it
@@ -68,4 +73,40 @@ func Signals() (context.Context, context.CancelFunc, <-chan struct{}) {
 		}
 	}()
 	return ctx, stop, reload
+}
+
+// Serve listens on listeners, or on the addresses of flags when there are
+// none (tests pass listeners), with TLS and basic auth from flags'
+// --web.config.file. Serving errors arrive on the channel; shutdown stops
+// the server, giving requests in flight five seconds.
+func Serve(listeners []net.Listener, handler http.Handler, flags *web.FlagConfig, log *slog.Logger) (<-chan error, func(), error) {
+	if flags == nil {
+		empty := ""
+		flags = &web.FlagConfig{WebConfigFile: &empty, WebListenAddresses: &[]string{}}
+	}
+	if listeners == nil {
+		for _, addr := range *flags.WebListenAddresses {
+			l, err := net.Listen("tcp", addr)
+			if err != nil {
+				for _, l := range listeners {
+					l.Close()
+				}
+				return nil, nil, err
+			}
+			listeners = append(listeners, l)
+		}
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- web.ServeMultiple(listeners, srv, flags, log) }()
+	shutdown := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}
+	return errc, shutdown, nil
 }
