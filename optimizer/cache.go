@@ -50,11 +50,27 @@ func (c *MemoryCache) Get(_ context.Context, key string) (*Report, error) {
 	return e.report, nil
 }
 
-// Put stores r for keep.
+// Put stores r for keep, dropping expired entries and, past maxWindows,
+// the one that expires first.
 func (c *MemoryCache) Put(_ context.Context, key string, r *Report, keep time.Duration) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.entries[key] = memoryEntry{report: r, expires: time.Now().Add(keep)}
+	now := time.Now()
+	c.entries[key] = memoryEntry{report: r, expires: now.Add(keep)}
+	for k, e := range c.entries {
+		if now.After(e.expires) {
+			delete(c.entries, k)
+		}
+	}
+	for len(c.entries) > maxWindows {
+		first := ""
+		for k, e := range c.entries {
+			if first == "" || e.expires.Before(c.entries[first].expires) {
+				first = k
+			}
+		}
+		delete(c.entries, first)
+	}
 	return nil
 }
 

@@ -117,3 +117,23 @@ func TestReloadChangesKey(t *testing.T) {
 		t.Errorf("%d queries after a settings change, want 2", src.calls.Load())
 	}
 }
+
+// A client sweeping every window does not make the sidecar keep them all.
+func TestWindowsBounded(t *testing.T) {
+	src := &fixedSource{snap: week}
+	cache := NewMemoryCache()
+	e := NewEngine(src, cache, mustSettings(t))
+	for days := 1; days <= MaxDays; days++ {
+		if _, err := e.Report(context.Background(), days); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(e.lastGood) > maxWindows || len(cache.entries) > maxWindows {
+		t.Errorf("%d reports remembered, %d cached; at most %d", len(e.lastGood), len(cache.entries), maxWindows)
+	}
+	// The newest windows stay.
+	before := src.calls.Load()
+	if _, err := e.Report(context.Background(), MaxDays); err != nil || src.calls.Load() != before {
+		t.Errorf("the newest window was recomputed")
+	}
+}

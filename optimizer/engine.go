@@ -81,6 +81,9 @@ func (e *Engine) SetSettings(s *Settings) {
 	}
 	s.key = hex.EncodeToString(h.Sum(nil)[:8])
 	e.settings.Store(s)
+	e.mu.Lock()
+	clear(e.lastGood) // their keys are not asked for again
+	e.mu.Unlock()
 }
 
 // Settings returns the settings in use.
@@ -112,32 +115,27 @@ func (e *Engine) Report(ctx context.Context, days int) (*Report, error) {
 	r, _ := v.(*Report)
 	if err != nil {
 		e.health.cache.WithLabelValues("failed").Inc()
-		return e.last(ctx, key), err
+		return e.cached(ctx, key), err
 	}
 	return r, nil
 }
 
-// cached reads the cache, or the memory of this process when the cache fails.
+// cached is the newest report of key this process knows: its own when
+// fresh, else the cache's (another sidecar's, with Redis) when newer.
 func (e *Engine) cached(ctx context.Context, key string) *Report {
-	r, err := e.Cache.Get(ctx, key)
+	e.mu.Lock()
+	r := e.lastGood[key]
+	e.mu.Unlock()
+	if e.fresh(r) {
+		return r
+	}
+	c, err := e.Cache.Get(ctx, key)
 	e.health.cacheError(err)
 	if err != nil {
 		e.Logger.Warn("reading the report cache failed", "err", err)
 	}
-	if r == nil {
-		e.mu.Lock()
-		r = e.lastGood[key]
-		e.mu.Unlock()
-	}
-	return r
-}
-
-// last is the newest good report of key, fresh or not.
-func (e *Engine) last(ctx context.Context, key string) *Report {
-	e.mu.Lock()
-	r := e.lastGood[key]
-	e.mu.Unlock()
-	if c, err := e.Cache.Get(ctx, key); err == nil && c != nil && (r == nil || c.GeneratedAt.After(r.GeneratedAt)) {
+	if c != nil && (r == nil || c.GeneratedAt.After(r.GeneratedAt)) {
+		e.remember(key, c)
 		r = c
 	}
 	return r
@@ -186,10 +184,23 @@ func (e *Engine) compute(ctx context.Context, s *Settings, key string, days int)
 	return r, nil
 }
 
+// maxWindows bounds the reports kept in memory: a client asking for every
+// window from 1 to 90 days must not hold 90 large reports.
+const maxWindows = 16
+
 func (e *Engine) remember(key string, r *Report) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.lastGood[key] = r
+	for len(e.lastGood) > maxWindows {
+		oldest := ""
+		for k, v := range e.lastGood {
+			if oldest == "" || v.GeneratedAt.Before(e.lastGood[oldest].GeneratedAt) {
+				oldest = k
+			}
+		}
+		delete(e.lastGood, oldest)
+	}
 }
 
 // Loop recomputes the window of days every interval until ctx ends; the
