@@ -7,6 +7,7 @@
 package litellm
 
 import (
+	"maps"
 	"math"
 	"sort"
 )
@@ -173,37 +174,27 @@ func Delta(prev, cur *Counters) Changes {
 			return now
 		}
 	}
-	for k, v := range cur.spend {
-		var before float64
-		var seen bool
-		if prev != nil {
-			before, seen = prev.spend[k]
-		}
-		if d := inc(v, before, seen); d > 0 && !math.IsInf(d, 0) {
-			ch.Spend[k] = d
-		}
+	var ps map[SpendKey]float64
+	var pt map[TokenKey]float64
+	var pr map[RequestKey]float64
+	if prev != nil {
+		ps, pt, pr = prev.spend, prev.tokens, prev.requests
 	}
-	for k, v := range cur.tokens {
-		var before float64
-		var seen bool
-		if prev != nil {
-			before, seen = prev.tokens[k]
-		}
-		if d := inc(v, before, seen); d > 0 && !math.IsInf(d, 0) {
-			ch.Tokens[k] = d
-		}
-	}
-	for k, v := range cur.requests {
-		var before float64
-		var seen bool
-		if prev != nil {
-			before, seen = prev.requests[k]
-		}
-		if d := inc(v, before, seen); d > 0 && !math.IsInf(d, 0) {
-			ch.Requests[k] = d
-		}
-	}
+	increments(ch.Spend, ps, cur.spend, inc)
+	increments(ch.Tokens, pt, cur.tokens, inc)
+	increments(ch.Requests, pr, cur.requests, inc)
 	return ch
+}
+
+// increments puts into out the positive, finite increment of every series
+// of cur over prev (nil for none).
+func increments[K comparable](out, prev, cur map[K]float64, inc func(now, before float64, seen bool) float64) {
+	for k, v := range cur {
+		before, seen := prev[k]
+		if d := inc(v, before, seen); d > 0 && !math.IsInf(d, 0) {
+			out[k] = d
+		}
+	}
 }
 
 // Advance returns the counters to keep after applying cur on top of prev:
@@ -218,23 +209,12 @@ func Advance(prev, cur *Counters) *Counters {
 	if out.StartTime == 0 {
 		out.StartTime = prev.StartTime
 	}
-	for k, v := range prev.spend {
-		out.spend[k] = v
-	}
-	for k, v := range cur.spend {
-		out.spend[k] = v
-	}
-	for k, v := range prev.tokens {
-		out.tokens[k] = v
-	}
-	for k, v := range cur.tokens {
-		out.tokens[k] = v
-	}
-	for k, v := range prev.requests {
-		out.requests[k] = v
-	}
-	for k, v := range cur.requests {
-		out.requests[k] = v
-	}
+	// prev's series first, cur's values over them.
+	maps.Copy(out.spend, prev.spend)
+	maps.Copy(out.spend, cur.spend)
+	maps.Copy(out.tokens, prev.tokens)
+	maps.Copy(out.tokens, cur.tokens)
+	maps.Copy(out.requests, prev.requests)
+	maps.Copy(out.requests, cur.requests)
 	return out
 }
