@@ -37,21 +37,8 @@ func getJSON(t *testing.T, url string, v any) int {
 
 // quotaSeries reads usage_quota_* keyed user/tier/resource.
 func quotaSeries(t *testing.T, reg prometheus.Gatherer, name string) map[string]float64 {
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]float64{}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			l := labelMap(m)
-			out[l["user"]+"/"+l["tier"]+"/"+l["resource"]] = m.GetGauge().GetValue()
-		}
-	}
-	return out
+	t.Helper()
+	return sumCounter(t, reg, name, func(l map[string]string) string { return l["user"] + "/" + l["tier"] + "/" + l["resource"] })
 }
 
 func TestQuotaPeriodsSeriesAndAPI(t *testing.T) {

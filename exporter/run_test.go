@@ -94,7 +94,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// sumCounter sums a counter family's samples by a key built from labels.
+// sumCounter sums a counter's (or a gauge's) samples by a key built from labels.
 func sumCounter(t *testing.T, reg prometheus.Gatherer, name string, key func(map[string]string) string) map[string]float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
@@ -107,7 +107,7 @@ func sumCounter(t *testing.T, reg prometheus.Gatherer, name string, key func(map
 			continue
 		}
 		for _, m := range mf.GetMetric() {
-			out[key(labelMap(m))] += m.GetCounter().GetValue()
+			out[key(labelMap(m))] += m.GetCounter().GetValue() + m.GetGauge().GetValue()
 		}
 	}
 	return out
