@@ -150,14 +150,7 @@ func FromFamilies(families map[string]*dto.MetricFamily, days int, now time.Time
 	gauge("usage_quota_used", func(l map[string]string, v float64) { qs.add(l["user"], l["tier"], l["resource"], v) })
 	s.Quotas = qs.list(now)
 
-	var sum, count float64
-	for _, sv := range s.Services {
-		sum += sv.LatencySum
-		count += sv.LatencyCount
-	}
-	if count > 0 {
-		s.Latency.Avg = sum / count
-	}
+	s.averageLatency()
 	s.Latency.P50, s.Latency.P95, s.Latency.P99 = latency.quantile(0.5), latency.quantile(0.95), latency.quantile(0.99)
 
 	// The counters cover the log time from the oldest to the newest line

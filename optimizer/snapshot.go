@@ -136,6 +136,18 @@ func (s *Snapshot) TotalCost() float64 {
 	return c
 }
 
+// averageLatency sets Latency.Avg from the services' sums and counts.
+func (s *Snapshot) averageLatency() {
+	var sum, count float64
+	for _, sv := range s.Services {
+		sum += sv.LatencySum
+		count += sv.LatencyCount
+	}
+	if count > 0 {
+		s.Latency.Avg = sum / count
+	}
+}
+
 // Monthly scales a figure of the window to 30 days.
 func (s *Snapshot) Monthly(v float64) float64 {
 	if s.Window <= 0 {

@@ -206,8 +206,7 @@ func (p *PrometheusSource) Snapshot(ctx context.Context, days int, now time.Time
 		qs.add(string(l["user"]), string(l["tier"]), string(l["resource"]), v)
 	}))
 
-	var lat Latency
-	lat.Avg, lat.P50, lat.P95, lat.P99 = math.NaN(), math.NaN(), math.NaN(), math.NaN()
+	lat := &s.Latency // NaN until known (newSnapshot)
 	for _, qq := range []struct {
 		q   float64
 		dst *float64
@@ -263,15 +262,7 @@ func (p *PrometheusSource) Snapshot(ctx context.Context, days int, now time.Time
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	var sum, count float64
-	for _, sv := range s.Services {
-		sum += sv.LatencySum
-		count += sv.LatencyCount
-	}
-	if count > 0 {
-		lat.Avg = sum / count
-	}
-	s.Latency = lat
+	s.averageLatency()
 	for _, d := range daily {
 		s.Daily = append(s.Daily, *d)
 	}
