@@ -1,40 +1,78 @@
 package exporter
 
 import (
-	"bytes"
-	"errors"
-	"fmt"
-	"io"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/usage-exporter/usage-exporter/exporter/classify"
 	"github.com/usage-exporter/usage-exporter/exporter/dedup"
-	"github.com/usage-exporter/usage-exporter/exporter/fielderr"
 	"github.com/usage-exporter/usage-exporter/exporter/litellm"
 	"github.com/usage-exporter/usage-exporter/exporter/logparse"
-	"github.com/usage-exporter/usage-exporter/exporter/plans"
-	"github.com/usage-exporter/usage-exporter/exporter/pricing"
 	"github.com/usage-exporter/usage-exporter/exporter/quota"
 	"github.com/usage-exporter/usage-exporter/exporter/tailer"
-	"gopkg.in/yaml.v3"
+	"github.com/usage-exporter/usage-exporter/internal/configfile"
+	"github.com/usage-exporter/usage-exporter/internal/fielderr"
+	"github.com/usage-exporter/usage-exporter/plans"
+	"github.com/usage-exporter/usage-exporter/pricing"
 )
 
 // Config is the exporter's configuration file. Each part is the
 // configuration of the package that uses it.
 type Config struct {
-	Logs       LogsConfig        `yaml:"logs"`
-	Classify   classify.Config   `yaml:"classify"`
-	Users      UsersConfig       `yaml:"users"`
-	Plans      plans.Config      `yaml:"plans"`
-	Duplicates dedup.Config      `yaml:"duplicates"`
-	Pricing    pricing.Config    `yaml:"pricing"`
-	LiteLLM    LiteLLMConfig     `yaml:"litellm"`
-	Quota      QuotaConfig       `yaml:"quota"`
-	Redis      quota.RedisConfig `yaml:"redis"`
-	Metrics    MetricsConfig     `yaml:"metrics"`
+	Logs       LogsConfig      `yaml:"logs"`
+	Classify   classify.Config `yaml:"classify"`
+	Users      UsersConfig     `yaml:"users"`
+	Plans      plans.Config    `yaml:"plans"`
+	Duplicates dedup.Config    `yaml:"duplicates"`
+	Pricing    pricing.Config  `yaml:"pricing"`
+	LiteLLM    LiteLLMConfig   `yaml:"litellm"`
+	Quota      QuotaConfig     `yaml:"quota"`
+	Redis      RedisConfig     `yaml:"redis"`
+	Metrics    MetricsConfig   `yaml:"metrics"`
+}
+
+// RedisConfig is the shared ledger's Redis, and where it keeps users' tiers.
+type RedisConfig struct {
+	quota.RedisConfig `yaml:",inline"`
+	Tiers             plans.RedisConfig `yaml:",inline"`
+}
+
+// Validate checks both parts.
+func (c RedisConfig) Validate() error {
+	if err := c.RedisConfig.Validate(); err != nil {
+		return err
+	}
+	return c.Tiers.Validate()
+}
+
+// QuotaConfig configures the usage ledger.
+type QuotaConfig struct {
+	Period quota.PeriodConfig `yaml:"period"`
+	// TierSources orders where a user's tier comes from: log (the line's
+	// tier field), redis (the user's hash or session), config (plans.users).
+	// The first that knows the user wins; plans.default_tier is the last resort.
+	TierSources []string `yaml:"tier_sources"`
+	// KeepPeriods is how many billing periods the embedded ledger keeps.
+	KeepPeriods int `yaml:"keep_periods"`
+}
+
+// DefaultQuotaConfig keeps three calendar months.
+func DefaultQuotaConfig() QuotaConfig {
+	return QuotaConfig{Period: quota.DefaultPeriodConfig(), TierSources: plans.DefaultSources(), KeepPeriods: 3}
+}
+
+func (c QuotaConfig) validate() error {
+	if err := c.Period.Validate(); err != nil {
+		return fielderr.Under("period", err)
+	}
+	if err := plans.ValidateSources(c.TierSources); err != nil {
+		return fielderr.Under("tier_sources", err)
+	}
+	if c.KeepPeriods < 1 {
+		return fielderr.New("keep_periods", "must be at least 1")
+	}
+	return nil
 }
 
 // LiteLLMConfig is the LiteLLM scrape plus where its spend is attributed.
@@ -97,21 +135,22 @@ const (
 	defaultInvalidLogInterval = 10 * time.Second
 )
 
-// DefaultLogDir is where logs are looked for when nothing is configured;
-// the LOG_DIR environment variable of the system this replaces overrides it.
+// DefaultLogDir is where logs are looked for when nothing is configured.
 const DefaultLogDir = "/var/log/ops-center"
 
+// DefaultSource reads the *.log files of dir.
+func DefaultSource(dir string) SourceConfig {
+	return SourceConfig{Path: strings.TrimSuffix(dir, "/") + "/*.log", Config: logparse.DefaultConfig()}
+}
+
 // DefaultConfig returns the configuration used when no file is given. Its
-// single source is $LOG_DIR/*.log (DefaultLogDir without LOG_DIR).
+// single source is DefaultLogDir/*.log. It reads nothing from the
+// environment: the command's flags do that.
 func DefaultConfig() Config {
-	dir := os.Getenv("LOG_DIR")
-	if dir == "" {
-		dir = DefaultLogDir
-	}
 	return Config{
 		Logs: LogsConfig{
 			Config:             tailer.DefaultConfig(),
-			Sources:            []SourceConfig{{Path: strings.TrimSuffix(dir, "/") + "/*.log", Config: logparse.DefaultConfig()}},
+			Sources:            []SourceConfig{DefaultSource(DefaultLogDir)},
 			CheckpointInterval: defaultCheckpointInterval,
 			InvalidLogInterval: defaultInvalidLogInterval,
 		},
@@ -122,7 +161,7 @@ func DefaultConfig() Config {
 		Pricing:    pricing.DefaultConfig(),
 		LiteLLM:    LiteLLMConfig{Config: litellm.DefaultConfig(), APIService: "llm"},
 		Quota:      DefaultQuotaConfig(),
-		Redis:      quota.DefaultRedisConfig(),
+		Redis:      RedisConfig{RedisConfig: quota.DefaultRedisConfig(), Tiers: plans.DefaultRedisConfig()},
 		Metrics:    DefaultMetricsConfig(),
 	}
 }
@@ -224,38 +263,29 @@ func (u UsersConfig) validate() error {
 // LoadConfig reads and validates a configuration file. Errors name the file,
 // the line and the field.
 func LoadConfig(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
+	cfg := DefaultConfig()
+	if err := configfile.Load(path, &cfg); err != nil {
 		return nil, err
 	}
-	cfg, err := ParseConfig(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return cfg, nil
+	return &cfg, nil
 }
 
 // ParseConfig decodes YAML strictly over the defaults: unknown keys are
 // errors, and a value that fails validation is reported with its line.
 func ParseConfig(data []byte) (*Config, error) {
 	cfg := DefaultConfig()
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, fielderr.YAML(err)
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fielderr.YAML(err)
-	}
-	if err := cfg.Validate(); err != nil {
-		var fe *fielderr.Error
-		if errors.As(err, &fe) {
-			if line := fielderr.Line(&root, fe.Path); line > 0 {
-				return nil, fmt.Errorf("line %d: %s", line, fe.Error())
-			}
-		}
+	if err := configfile.Parse(data, &cfg); err != nil {
 		return nil, err
 	}
 	return &cfg, nil
+}
+
+// checkpointEvery is how often a checkpoint is taken: the state file is
+// written, what it holds becomes visible to scrapes, and, with Redis, the
+// ledger's batch is committed.
+func (c *Config) checkpointEvery() time.Duration {
+	if c.Redis.Enabled() {
+		return min(c.Logs.CheckpointInterval, c.Redis.FlushInterval)
+	}
+	return c.Logs.CheckpointInterval
 }

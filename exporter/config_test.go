@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/usage-exporter/usage-exporter/exporter/plans"
+	"github.com/usage-exporter/usage-exporter/plans"
 )
 
 func TestLoadGoodConfig(t *testing.T) {
@@ -52,14 +52,21 @@ func TestLoadGoodConfig(t *testing.T) {
 	}
 }
 
+// The defaults read nothing from the environment (the command's flags do:
+// cmd/usage-exporter's TestEnvironmentDefaults).
 func TestEmptyConfigIsDefaults(t *testing.T) {
 	t.Setenv("LOG_DIR", "/srv/logs/")
+	t.Setenv("LITELLM_PROXY_URL", "http://litellm:4000")
+	t.Setenv("REDIS_HOST", "redis")
 	cfg, err := ParseConfig(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := cfg.Logs.Sources[0].Path; got != "/srv/logs/*.log" {
-		t.Errorf("default source %q, want $LOG_DIR/*.log", got)
+	if got := cfg.Logs.Sources[0].Path; got != DefaultLogDir+"/*.log" {
+		t.Errorf("default source %q, want %s/*.log", got, DefaultLogDir)
+	}
+	if cfg.LiteLLM.URL != "" || cfg.Redis.URL != "" {
+		t.Errorf("defaults read the environment: litellm %q, redis %q", cfg.LiteLLM.URL, cfg.Redis.URL)
 	}
 	if len(cfg.Plans.Tiers) != 4 || cfg.Classify.MaxRoutes != 500 {
 		t.Errorf("defaults not applied: %+v", cfg)

@@ -13,8 +13,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/expfmt"
-	"github.com/usage-exporter/usage-exporter/exporter/pricing"
 	"github.com/usage-exporter/usage-exporter/exporter/tailer"
+	"github.com/usage-exporter/usage-exporter/exporter/quota"
+	"github.com/usage-exporter/usage-exporter/plans"
+	"github.com/usage-exporter/usage-exporter/pricing"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -59,11 +61,12 @@ func newStages(t testing.TB, cfg *Config, reg prometheus.Registerer) (*decoder, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, err := newIngester(cfg, m, prices)
+	tiers := plans.NewResolver(cfg.Plans, cfg.Quota.TierSources, nil)
+	in, err := newIngester(cfg, m, prices, tiers, quota.NewEmbedded(nil), carried{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := newDecoder(cfg, m, in.classifier.Services(), discardLogger())
+	d, err := newDecoder(cfg, m, in.attr.classifier.Services(), discardLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +86,7 @@ func ingestFile(t *testing.T, cfg *Config, file string) (*prometheus.Registry, *
 	reg := prometheus.NewPedanticRegistry()
 	d, in := newStages(t, cfg, reg)
 	fixed := func() time.Time { return time.Date(2025, 10, 24, 15, 0, 0, 0, time.UTC) }
-	d.now, in.now = fixed, fixed
+	d.now, in.attr.now = fixed, fixed
 	data, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
@@ -136,7 +139,7 @@ func TestIngestNginxGolden(t *testing.T) {
 // the golden file is not the only witness.
 func TestIngestJSONCounts(t *testing.T) {
 	_, in := ingestFile(t, testConfig("json"), "testdata/access-json.log")
-	m := in.m
+	m := in.count.m
 	checks := []struct {
 		name string
 		c    prometheus.Collector
@@ -178,7 +181,7 @@ func TestUserCapRouteCapAndLabelPolicy(t *testing.T) {
 	cfg.Users.HashKey = "secret"
 	cfg.Classify.MaxRoutes = 2
 	reg, in := ingestFile(t, cfg, "testdata/access-json.log")
-	m := in.m
+	m := in.count.m
 	// Users in order of appearance: admin, dev, then trial-user and ops fold.
 	if got := testutil.ToFloat64(m.seriesOverflow.WithLabelValues(overflowUser)); got != 5 {
 		t.Errorf("user overflow = %v, want 5", got)
@@ -208,7 +211,7 @@ func TestIngestLLMGolden(t *testing.T) {
 // from the default price table.
 func TestIngestLLMCosts(t *testing.T) {
 	_, in := ingestFile(t, testConfig("json"), "testdata/access-llm.log")
-	m := in.m
+	m := in.count.m
 	near := func(a, b float64) bool { return a-b < 1e-12 && b-a < 1e-12 }
 	checks := []struct {
 		name string
@@ -261,10 +264,10 @@ func TestLiteLLMSpendSkipsLoggedModelCalls(t *testing.T) {
 	cfg := testConfig("json")
 	cfg.LiteLLM.URL = "http://litellm:4000"
 	_, in := ingestFile(t, cfg, "testdata/access-llm.log")
-	if got := testutil.ToFloat64(in.m.cost.WithLabelValues("llm", "gpt-4")); got != 0 {
+	if got := testutil.ToFloat64(in.count.m.cost.WithLabelValues("llm", "gpt-4")); got != 0 {
 		t.Errorf("gpt-4 cost from logs %v, want 0: LiteLLM is the source", got)
 	}
-	if got := testutil.ToFloat64(in.m.cost.WithLabelValues("search", "")); got != 0.0005 {
+	if got := testutil.ToFloat64(in.count.m.cost.WithLabelValues("search", "")); got != 0.0005 {
 		t.Errorf("search per-call cost %v, want 0.0005", got)
 	}
 	spend := true

@@ -16,7 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/usage-exporter/usage-exporter/exporter/quota"
-	"github.com/usage-exporter/usage-exporter/exporter/quota/redistest"
+	"github.com/usage-exporter/usage-exporter/internal/redistest"
 )
 
 func getJSON(t *testing.T, url string, v any) int {
@@ -105,13 +105,12 @@ func TestQuotaPeriodsSeriesAndAPI(t *testing.T) {
 // ledgerOf reads the shared ledger of a period straight from Redis.
 func ledgerOf(t *testing.T, url, period string) map[string]quota.Usage {
 	cfg := quota.DefaultRedisConfig()
-	cfg.URL = url
-	r, err := quota.NewRedis(cfg)
+	client, err := quota.NewClient(url, cfg.Timeout)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Close()
-	u, err := r.Usage(context.Background(), period)
+	defer client.Close()
+	u, err := quota.NewRedis(client, cfg).Usage(context.Background(), period)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,16 +1,14 @@
 package exporter
 
 import (
-	"math"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
-	"github.com/usage-exporter/usage-exporter/exporter/fielderr"
-	"github.com/usage-exporter/usage-exporter/exporter/litellm"
 	"github.com/usage-exporter/usage-exporter/exporter/logparse"
-	"github.com/usage-exporter/usage-exporter/exporter/pricing"
-	"github.com/usage-exporter/usage-exporter/exporter/tailer"
+	"github.com/usage-exporter/usage-exporter/exporter/quota"
+	"github.com/usage-exporter/usage-exporter/internal/fielderr"
+	"github.com/usage-exporter/usage-exporter/pricing"
 )
 
 const namespace = "usage"
@@ -78,18 +76,15 @@ func (c MetricsConfig) Validate() error {
 // Metrics holds every series the exporter's ingest path writes. It outlives
 // pipelines: a config reload keeps the counters.
 type Metrics struct {
-	requests      *prometheus.CounterVec
-	duration      *prometheus.HistogramVec
-	responseBytes *prometheus.CounterVec
-	duplicates    *prometheus.CounterVec
-	userRequests  *prometheus.CounterVec
-	logLines      *prometheus.CounterVec
-	logLineErrors *prometheus.CounterVec
-	logLastTime   *prometheus.GaugeVec
-	logFirstTime  *prometheus.GaugeVec
-	// firstTimes are the values of logFirstTime, by source path; they
-	// outlive reloads as the metrics do. Written by the ingest goroutine only.
-	firstTimes      map[string]float64
+	requests        *prometheus.CounterVec
+	duration        *prometheus.HistogramVec
+	responseBytes   *prometheus.CounterVec
+	duplicates      *prometheus.CounterVec
+	userRequests    *prometheus.CounterVec
+	logLines        *prometheus.CounterVec
+	logLineErrors   *prometheus.CounterVec
+	logLastTime     *prometheus.GaugeVec
+	logFirstTime    *prometheus.GaugeVec
 	seriesOverflow  *prometheus.CounterVec
 	dedupEvictions  prometheus.Counter
 	checkpointOK    prometheus.Gauge
@@ -119,17 +114,15 @@ type Metrics struct {
 	litellmLastSuccess prometheus.Gauge
 	litellmRestarts    prometheus.Counter
 
-	redisUp        prometheus.Gauge
-	ledgerCommits  prometheus.Counter
-	ledgerPending  prometheus.Gauge
-	ledgerPaused   prometheus.Counter
-	redisOnce      sync.Once
-	quotaCollector quotaCollector
+	redisUp       prometheus.Gauge
+	ledgerCommits prometheus.Counter
+	ledgerPending prometheus.Gauge
+	ledgerPaused  prometheus.Counter
 
-	tailers tailerCollector
-	litellm litellmCollector
-
+	// Series that exist only when their part is configured: an up of 0
+	// where there is no LiteLLM would page someone.
 	reg         prometheus.Registerer
+	redisOnce   sync.Once
 	litellmOnce sync.Once
 }
 
@@ -181,7 +174,6 @@ func NewMetrics(reg prometheus.Registerer, cfg MetricsConfig) *Metrics {
 			Namespace: namespace, Subsystem: "exporter", Name: "log_first_timestamp_seconds",
 			Help: "Timestamp of the oldest log line parsed since the exporter started, by source: with log_last_timestamp_seconds, the time the counters cover.",
 		}, []string{"source"}),
-		firstTimes: map[string]float64{},
 		seriesOverflow: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Subsystem: "exporter", Name: "series_overflow_total",
 			Help: "Requests whose label value was folded into __other__ by a cardinality cap, by reason.",
@@ -210,7 +202,7 @@ func NewMetrics(reg prometheus.Registerer, cfg MetricsConfig) *Metrics {
 	m.reg = reg
 	m.newCostMetrics(f)
 	m.ledgerPending = f.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Subsystem: "exporter", Name: "ledger_pending_entries",
-		Help: "Ledger entries (user and period) counted but not yet committed to Redis, or, without Redis, held."})
+		Help: "Ledger entries (user and period) counted but not yet committed to Redis, or, without Redis, held (as of the last checkpoint)."})
 	m.redisUp = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Subsystem: "exporter", Name: "redis_up",
 		Help: "Whether the last Redis operation of the ledger succeeded."})
 	m.ledgerCommits = prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Subsystem: "exporter",
@@ -221,13 +213,17 @@ func NewMetrics(reg prometheus.Registerer, cfg MetricsConfig) *Metrics {
 	for _, r := range []string{overflowUser, overflowRoute, overflowModel} {
 		m.seriesOverflow.WithLabelValues(r)
 	}
-	reg.MustRegister(&m.tailers, &m.litellm, &m.quotaCollector)
 	return m
 }
 
 // enableRedis registers the Redis ledger's own series.
 func (m *Metrics) enableRedis() {
 	m.redisOnce.Do(func() { m.reg.MustRegister(m.redisUp, m.ledgerCommits, m.ledgerPaused) })
+}
+
+// sharedLedger is what the Redis ledger updates.
+func (m *Metrics) sharedLedger() quota.SharedMetrics {
+	return quota.SharedMetrics{Up: m.redisUp, Commits: m.ledgerCommits}
 }
 
 func (m *Metrics) newCostMetrics(f promauto.Factory) {
@@ -306,156 +302,5 @@ func (m *Metrics) initSource(source string) {
 	}
 	for _, r := range logparse.Reasons {
 		m.logLineErrors.WithLabelValues(source, string(r))
-	}
-}
-
-// tailerCollector reports file-following state of the current pipeline,
-// plus the counts of pipelines stopped by reloads, so counters never drop.
-type tailerCollector struct {
-	mu      sync.Mutex
-	current *tailer.Tailer
-	base    map[string]tailer.SourceStats
-}
-
-var (
-	filesDesc  = prometheus.NewDesc("usage_exporter_log_files", "Files being read, by source.", []string{"source"}, nil)
-	unreadDesc = prometheus.NewDesc("usage_exporter_log_unread_bytes",
-		"Bytes in the files being read beyond the read position, by source: how far the exporter is behind.", []string{"source"}, nil)
-	rotationsDesc = prometheus.NewDesc("usage_exporter_log_rotations_total",
-		"Rotations seen, by source and kind (rename, truncate).", []string{"source", "kind"}, nil)
-	recoveredDesc = prometheus.NewDesc("usage_exporter_log_truncations_recovered_total",
-		"Truncations whose cut-off lines were read back from the rotated copy, by source.", []string{"source"}, nil)
-)
-
-func (c *tailerCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- filesDesc
-	ch <- unreadDesc
-	ch <- rotationsDesc
-	ch <- recoveredDesc
-}
-
-func (c *tailerCollector) Collect(ch chan<- prometheus.Metric) {
-	c.mu.Lock()
-	t := c.current
-	stats := map[string]tailer.SourceStats{}
-	for k, v := range c.base {
-		stats[k] = v
-	}
-	c.mu.Unlock()
-	if t != nil {
-		for _, s := range t.Stats() {
-			b := stats[s.Source]
-			addCounts(&b, s)
-			b.Files, b.UnreadBytes = s.Files, s.UnreadBytes
-			stats[s.Source] = b
-		}
-	}
-	for src, s := range stats {
-		ch <- prometheus.MustNewConstMetric(filesDesc, prometheus.GaugeValue, float64(s.Files), src)
-		ch <- prometheus.MustNewConstMetric(unreadDesc, prometheus.GaugeValue, float64(s.UnreadBytes), src)
-		ch <- prometheus.MustNewConstMetric(rotationsDesc, prometheus.CounterValue, float64(s.Renames), src, "rename")
-		ch <- prometheus.MustNewConstMetric(rotationsDesc, prometheus.CounterValue, float64(s.Truncations), src, "truncate")
-		ch <- prometheus.MustNewConstMetric(recoveredDesc, prometheus.CounterValue, float64(s.Recovered), src)
-	}
-}
-
-// attach makes t the reported tailer.
-func (c *tailerCollector) attach(t *tailer.Tailer) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.current = t
-}
-
-// detach folds the counts of a stopped tailer into the base.
-func (c *tailerCollector) detach(t *tailer.Tailer) {
-	final := t.Stats()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.base == nil {
-		c.base = map[string]tailer.SourceStats{}
-	}
-	for _, s := range final {
-		b := c.base[s.Source]
-		addCounts(&b, s)
-		c.base[s.Source] = b
-	}
-	if c.current == t {
-		c.current = nil
-	}
-}
-
-// addCounts adds the counters of s (not its gauges) to dst.
-func addCounts(dst *tailer.SourceStats, s tailer.SourceStats) {
-	dst.Source = s.Source
-	dst.Renames += s.Renames
-	dst.Truncations += s.Truncations
-	dst.Recovered += s.Recovered
-}
-
-// litellmCollector re-exports what LiteLLM alone knows, from its last
-// successful scrape: latency per model, its response cache, and budgets.
-// Counters it can only report cumulatively are re-exported as they are, so a
-// LiteLLM restart shows as a counter reset.
-type litellmCollector struct {
-	mu   sync.Mutex
-	snap *litellm.Snapshot
-}
-
-var (
-	llmLatencyDesc = prometheus.NewDesc("usage_llm_request_duration_seconds",
-		"Request time of model calls through LiteLLM, by model (litellm_request_total_latency_metric).", []string{"model"}, nil)
-	llmCacheDesc = prometheus.NewDesc("usage_llm_cache_requests_total",
-		"LiteLLM response-cache lookups by model and result (hit, miss).", []string{"model", "result"}, nil)
-	budgetRemainingDesc = prometheus.NewDesc("usage_llm_budget_remaining_dollars",
-		"LiteLLM budget left, by scope (team, org, api_key, user) and name; absent when unlimited.", []string{"scope", "name"}, nil)
-	budgetMaxDesc = prometheus.NewDesc("usage_llm_budget_max_dollars",
-		"LiteLLM budget per period, by scope and name.", []string{"scope", "name"}, nil)
-	budgetResetDesc = prometheus.NewDesc("usage_llm_budget_reset_hours",
-		"Hours until a LiteLLM budget resets, by scope and name.", []string{"scope", "name"}, nil)
-)
-
-func (c *litellmCollector) set(s *litellm.Snapshot) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.snap = s
-}
-
-func (c *litellmCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{llmLatencyDesc, llmCacheDesc, budgetRemainingDesc, budgetMaxDesc, budgetResetDesc} {
-		ch <- d
-	}
-}
-
-func (c *litellmCollector) Collect(ch chan<- prometheus.Metric) {
-	c.mu.Lock()
-	s := c.snap
-	c.mu.Unlock()
-	if s == nil {
-		return
-	}
-	for model, h := range s.Latency {
-		buckets := make(map[float64]uint64, len(h.Buckets))
-		for le, n := range h.Buckets {
-			if !math.IsInf(le, 1) {
-				buckets[le] = uint64(n)
-			}
-		}
-		ch <- prometheus.MustNewConstHistogram(llmLatencyDesc, uint64(h.Count), h.Sum, buckets, model)
-	}
-	for model, v := range s.CacheHits {
-		ch <- prometheus.MustNewConstMetric(llmCacheDesc, prometheus.CounterValue, v, model, "hit")
-	}
-	for model, v := range s.CacheMiss {
-		ch <- prometheus.MustNewConstMetric(llmCacheDesc, prometheus.CounterValue, v, model, "miss")
-	}
-	for _, b := range s.Budgets {
-		for _, g := range []struct {
-			desc *prometheus.Desc
-			v    float64
-		}{{budgetRemainingDesc, b.Remaining}, {budgetMaxDesc, b.Max}, {budgetResetDesc, b.HoursToReset}} {
-			if !math.IsNaN(g.v) {
-				ch <- prometheus.MustNewConstMetric(g.desc, prometheus.GaugeValue, g.v, b.Scope, b.Name)
-			}
-		}
 	}
 }

@@ -13,8 +13,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"github.com/prometheus/exporter-toolkit/web"
-	"golang.org/x/crypto/bcrypt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -25,6 +23,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/exporter-toolkit/web"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"

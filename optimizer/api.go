@@ -8,11 +8,13 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/usage-exporter/usage-exporter/internal/admin"
 	"golang.org/x/time/rate"
 )
 
@@ -38,12 +40,6 @@ type apiError struct {
 	// For 503: how old the last good result is, when there is one.
 	LastGoodAgeSeconds *float64   `json:"last_good_result_age_seconds,omitempty"`
 	LastGoodAt         *time.Time `json:"last_good_result_generated_at,omitempty"`
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
 }
 
 // intParam reads an optional integer parameter within [lo, hi].
@@ -72,25 +68,43 @@ type API struct {
 	Engine *Engine
 	// Limiter, when set, answers 429 to clients over their rate.
 	Limiter *ClientLimiter
+
+	once sync.Once
+	mux  *http.ServeMux
 }
 
-// ServeHTTP routes APIPrefix + view.
+// ServeHTTP routes GET APIPrefix{view}; other methods and paths get JSON errors.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	view := strings.TrimPrefix(r.URL.Path, APIPrefix)
-	if !contains(Views, view) {
-		writeJSON(w, http.StatusNotFound, apiError{Error: fmt.Sprintf("no endpoint %q", r.URL.Path),
-			Allowed: APIPrefix + "{" + strings.Join(Views, ",") + "}"})
-		return
-	}
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		writeJSON(w, http.StatusMethodNotAllowed, apiError{Error: r.Method + " is not allowed; use GET"})
+	a.once.Do(func() {
+		a.mux = http.NewServeMux()
+		a.mux.HandleFunc("GET "+APIPrefix+"{view}", a.serveView)
+		a.mux.HandleFunc(APIPrefix, func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodGet && r.Method != http.MethodHead {
+				w.Header().Set("Allow", "GET, HEAD")
+				admin.WriteJSON(w, http.StatusMethodNotAllowed, apiError{Error: r.Method + " is not allowed; use GET"})
+				return
+			}
+			notFound(w, r)
+		})
+	})
+	a.mux.ServeHTTP(w, r)
+}
+
+func notFound(w http.ResponseWriter, r *http.Request) {
+	admin.WriteJSON(w, http.StatusNotFound, apiError{Error: fmt.Sprintf("no endpoint %q", r.URL.Path),
+		Allowed: APIPrefix + "{" + strings.Join(Views, ",") + "}"})
+}
+
+func (a *API) serveView(w http.ResponseWriter, r *http.Request) {
+	view := r.PathValue("view")
+	if !slices.Contains(Views, view) {
+		notFound(w, r)
 		return
 	}
 	if a.Limiter != nil {
 		if ok, wait := a.Limiter.Allow(clientOf(r)); !ok {
 			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
-			writeJSON(w, http.StatusTooManyRequests, apiError{
+			admin.WriteJSON(w, http.StatusTooManyRequests, apiError{
 				Error: fmt.Sprintf("rate limit of %d requests a minute exceeded; retry in %s", a.Limiter.PerMinute, wait.Round(time.Second))})
 			return
 		}
@@ -109,7 +123,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		perr = &apiError{Error: fmt.Sprintf("format must be %s, not %q", allowed, format), Parameter: "format", Allowed: allowed}
 	}
 	if perr != nil {
-		writeJSON(w, http.StatusBadRequest, perr)
+		admin.WriteJSON(w, http.StatusBadRequest, perr)
 		return
 	}
 
@@ -129,7 +143,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				body.LastGoodAgeSeconds, body.LastGoodAt = &meta.AgeSeconds, &rep.GeneratedAt
 			}
 			w.Header().Set("Retry-After", "30")
-			writeJSON(w, http.StatusServiceUnavailable, body)
+			admin.WriteJSON(w, http.StatusServiceUnavailable, body)
 			return
 		}
 		meta.Stale, meta.Error = true, err.Error()
@@ -144,7 +158,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeCSV(w, rep, days)
 		return
 	}
-	writeJSON(w, http.StatusOK, rep.view(view, limit, &meta))
+	admin.WriteJSON(w, http.StatusOK, rep.view(view, limit, &meta))
 }
 
 // view is the response body of one endpoint; objects carry meta.

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/usage-exporter/usage-exporter/exporter/quota/redistest"
+	"github.com/usage-exporter/usage-exporter/internal/redistest"
 )
 
 // Sidecars sharing Redis share one computation per window.

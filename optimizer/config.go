@@ -1,16 +1,10 @@
 package optimizer
 
 import (
-	"bytes"
-	"errors"
-	"fmt"
-	"io"
-	"os"
-
-	"github.com/usage-exporter/usage-exporter/exporter/fielderr"
-	"github.com/usage-exporter/usage-exporter/exporter/plans"
-	"github.com/usage-exporter/usage-exporter/exporter/pricing"
-	"gopkg.in/yaml.v3"
+	"github.com/usage-exporter/usage-exporter/internal/configfile"
+	"github.com/usage-exporter/usage-exporter/internal/fielderr"
+	"github.com/usage-exporter/usage-exporter/plans"
+	"github.com/usage-exporter/usage-exporter/pricing"
 )
 
 // Config is the optimizer's configuration file.
@@ -185,33 +179,17 @@ func (c *Config) Validate() error {
 
 // LoadConfig reads a configuration file strictly; errors name the file and line.
 func LoadConfig(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
+	c := DefaultConfig()
+	if err := configfile.Load(path, &c); err != nil {
 		return nil, err
 	}
-	c, err := ParseConfig(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return c, nil
+	return &c, nil
 }
 
 // ParseConfig decodes YAML over the defaults; unknown keys are errors.
 func ParseConfig(data []byte) (*Config, error) {
 	c := DefaultConfig()
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fielderr.YAML(err)
-	}
-	if err := c.Validate(); err != nil {
-		var fe *fielderr.Error
-		var root yaml.Node
-		if errors.As(err, &fe) && yaml.Unmarshal(data, &root) == nil {
-			if line := fielderr.Line(&root, fe.Path); line > 0 {
-				return nil, fmt.Errorf("line %d: %w", line, err)
-			}
-		}
+	if err := configfile.Parse(data, &c); err != nil {
 		return nil, err
 	}
 	return &c, nil

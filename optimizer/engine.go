@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/usage-exporter/usage-exporter/exporter/pricing"
+	"github.com/usage-exporter/usage-exporter/pricing"
 	"golang.org/x/sync/singleflight"
 	"gopkg.in/yaml.v3"
 )

@@ -20,7 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
 	"github.com/usage-exporter/usage-exporter/exporter"
-	"github.com/usage-exporter/usage-exporter/exporter/promtest"
+	"github.com/usage-exporter/usage-exporter/internal/promtest"
 )
 
 // traffic is what a block of generated gateway lines holds, counted by the

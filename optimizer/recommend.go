@@ -4,13 +4,15 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
-	"github.com/usage-exporter/usage-exporter/exporter/plans"
-	"github.com/usage-exporter/usage-exporter/exporter/pricing"
+	"github.com/usage-exporter/usage-exporter/plans"
+	"github.com/usage-exporter/usage-exporter/pricing"
 )
 
 // The recommendation types, in the order of the API documentation.
@@ -162,15 +164,6 @@ func (a *analysis) add(r Recommendation, keepZero bool) {
 	a.res.Hours += effortHours[r.Effort]
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
 // priced returns the entry and quality of a model, when both are known.
 func (a *analysis) priced(model string) (string, *pricing.Entry, float64, bool) {
 	key, e, ok := a.prices.Lookup(model)
@@ -180,20 +173,9 @@ func (a *analysis) priced(model string) (string, *pricing.Entry, float64, bool) 
 	return key, e, *e.Quality, true
 }
 
-// candidates are the table's models with a quality score, by key.
-func (a *analysis) candidates() []string {
-	var out []string
-	for _, k := range a.prices.Keys() {
-		if e, _ := a.prices.Entry(k); e.Priced() && e.Quality != nil {
-			out = append(out, k)
-		}
-	}
-	return out
-}
-
 func (a *analysis) modelSwitch() {
 	found := false
-	for _, model := range sortedKeys(a.s.Models) {
+	for _, model := range slices.Sorted(maps.Keys(a.s.Models)) {
 		mu := a.s.Models[model]
 		in, out := a.s.Monthly(mu.InputTokens()), a.s.Monthly(mu.OutputTokens())
 		if in+out == 0 {
@@ -207,17 +189,8 @@ func (a *analysis) modelSwitch() {
 		}
 		cur := ModelCost(e, in, out)
 		floor := math.Max(a.cfg.ModelSwitch.MinQuality, q-a.cfg.ModelSwitch.MaxQualityDrop)
-		best, bestCost := "", cur
-		for _, c := range a.candidates() {
-			ce, _ := a.prices.Entry(c)
-			if c == key || *ce.Quality < floor {
-				continue
-			}
-			if cost := ModelCost(ce, in, out); cost < bestCost {
-				best, bestCost = c, cost
-			}
-		}
-		if best == "" {
+		best, bestCost := a.cheapest(floor, in, out, key)
+		if best == "" || bestCost >= cur {
 			continue
 		}
 		be, _ := a.prices.Entry(best)
@@ -233,25 +206,21 @@ func (a *analysis) modelSwitch() {
 	}
 }
 
-// cheapest is the model with quality at least minQuality that prices in and
-// out tokens lowest.
-func (a *analysis) cheapest(minQuality, in, out float64) (string, float64) {
-	best, bestCost := "", math.Inf(1)
-	for _, c := range a.candidates() {
-		ce, _ := a.prices.Entry(c)
-		if *ce.Quality < minQuality {
-			continue
-		}
-		if cost := ModelCost(ce, in, out); cost < bestCost {
-			best, bestCost = c, cost
+// cheapest is the model, other than except, with a quality score of at
+// least minQuality that prices in and out tokens lowest (the first by name
+// among equals); "" when there is none.
+func (a *analysis) cheapest(minQuality, in, out float64, except string) (string, float64) {
+	for _, q := range CompareModels(a.prices, in, out) {
+		if q.Model != except && q.Quality != nil && *q.Quality >= minQuality {
+			return q.Model, q.Cost
 		}
 	}
-	return best, bestCost
+	return "", math.Inf(1)
 }
 
 func (a *analysis) smartRouting() {
 	seen := false
-	for _, model := range sortedKeys(a.s.Models) {
+	for _, model := range slices.Sorted(maps.Keys(a.s.Models)) {
 		mu := a.s.Models[model]
 		if len(mu.PromptTokens) == 0 {
 			continue
@@ -264,7 +233,7 @@ func (a *analysis) smartRouting() {
 		cx := QueryComplexity(mu.PromptTokens)
 		share := cx.SimplePercent / 100
 		in, out := a.s.Monthly(mu.InputTokens()), a.s.Monthly(mu.OutputTokens())
-		cheap, cheapCost := a.cheapest(a.cfg.SmartRouting.TargetQuality, in, out)
+		cheap, cheapCost := a.cheapest(a.cfg.SmartRouting.TargetQuality, in, out, "")
 		if cheap == "" || share == 0 {
 			continue
 		}
@@ -290,7 +259,7 @@ func costPerCall(sv *ServiceUsage) float64 {
 
 func (a *analysis) caching() {
 	found := false
-	for _, name := range sortedKeys(a.s.Services) {
+	for _, name := range slices.Sorted(maps.Keys(a.s.Services)) {
 		sv := a.s.Services[name]
 		if sv.Calls == 0 || sv.Duplicates == 0 {
 			continue
@@ -417,7 +386,7 @@ func (a *analysis) planOptimization() {
 		return
 	}
 	by := a.tierUse()
-	for _, tier := range sortedKeys(by) {
+	for _, tier := range slices.Sorted(maps.Keys(by)) {
 		t, ok := a.plans.Lookup(tier)
 		if !ok || t.MonthlyPrice <= 0 {
 			continue
@@ -445,7 +414,7 @@ func (a *analysis) billingModel() {
 		return
 	}
 	by := a.tierUse()
-	for _, tier := range sortedKeys(by) {
+	for _, tier := range slices.Sorted(maps.Keys(by)) {
 		t, ok := a.plans.Lookup(tier)
 		if !ok || t.MonthlyPrice <= 0 {
 			continue
@@ -505,7 +474,7 @@ func (a *analysis) resourceOptimization() {
 func (a *analysis) modelConsolidation() {
 	var total float64
 	var inUse []string
-	for _, m := range sortedKeys(a.s.Models) {
+	for _, m := range slices.Sorted(maps.Keys(a.s.Models)) {
 		if c := a.s.Models[m].Calls; c > 0 {
 			total += c
 			inUse = append(inUse, m)
@@ -583,7 +552,7 @@ func (a *analysis) batchable() (cost, saved float64, evidence map[string]any) {
 			continue
 		}
 		sv := a.s.Services[ep.Service]
-		if sv == nil || sv.Calls == 0 || contains(a.cfg.Batch.Services, ep.Service) {
+		if sv == nil || sv.Calls == 0 || slices.Contains(a.cfg.Batch.Services, ep.Service) {
 			continue
 		}
 		c := a.s.Monthly(sv.Cost * ep.Calls / sv.Calls)
@@ -592,15 +561,6 @@ func (a *analysis) batchable() (cost, saved float64, evidence map[string]any) {
 		evidence[route] = cents(c)
 	}
 	return cost, saved, evidence
-}
-
-func contains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 func (a *analysis) batchProcessing() {

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/usage-exporter/usage-exporter/exporter/plans"
-	"github.com/usage-exporter/usage-exporter/exporter/pricing"
+	"github.com/usage-exporter/usage-exporter/plans"
+	"github.com/usage-exporter/usage-exporter/pricing"
 )
 
 var now = time.Date(2025, 11, 16, 0, 0, 0, 0, time.UTC)

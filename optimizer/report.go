@@ -2,11 +2,13 @@ package optimizer
 
 import (
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"sort"
 	"time"
 
-	"github.com/usage-exporter/usage-exporter/exporter/plans"
+	"github.com/usage-exporter/usage-exporter/plans"
 )
 
 // Report is one analysis of a window, rendered into the response shapes of
@@ -244,7 +246,7 @@ func NewReport(s *Snapshot, res Result, pl plans.Config, generated time.Time) *R
 	if total > 0 {
 		r.Overview.CostPerCall = math.Round(cost/total*1e6) / 1e6
 	}
-	for _, name := range sortedKeys(s.Services) {
+	for _, name := range slices.Sorted(maps.Keys(s.Services)) {
 		sv := s.Services[name]
 		r.Overview.ByService[name] = ServiceSummary{Calls: count(sv.Calls), Cost: money(sv.Cost + sv.Egress),
 			AvgLatencyMs: avgLatency(sv.LatencySum, sv.LatencyCount), UniqueUsers: sv.UniqueUsers}
@@ -293,7 +295,7 @@ func patterns(s *Snapshot) Patterns {
 	}
 	sort.SliceStable(p.PeakDays, func(i, j int) bool { return p.PeakDays[i].Calls > p.PeakDays[j].Calls })
 	p.PeakDays = p.PeakDays[:min(len(p.PeakDays), 3)]
-	for _, route := range sortedKeys(s.Endpoints) {
+	for _, route := range slices.Sorted(maps.Keys(s.Endpoints)) {
 		ep := s.Endpoints[route]
 		if count(ep.Calls) == 0 {
 			continue
@@ -322,7 +324,7 @@ func userRows(s *Snapshot, pl plans.Config) []UserRow {
 		quotaOf[q.User] = q
 	}
 	rows := make([]UserRow, 0, len(s.Users))
-	for _, name := range sortedKeys(s.Users) {
+	for _, name := range slices.Sorted(maps.Keys(s.Users)) {
 		u := s.Users[name]
 		by := make(map[string]float64, len(u.ByService))
 		for svc, n := range u.ByService {

@@ -18,7 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
-	"github.com/usage-exporter/usage-exporter/exporter/admin"
+	"github.com/usage-exporter/usage-exporter/internal/admin"
 )
 
 // Options are the sidecar's process settings, mostly from flags.
@@ -139,10 +139,7 @@ func Run(ctx context.Context, o Options) error {
 		reloadOK.Set(1)
 		return nil
 	}
-	httpErr, shutdown, err := admin.Serve(o.Listeners, newMux(reg, eng, o, reloads), o.Web, log)
-	if err != nil {
-		return err
-	}
+	httpErr, shutdown := admin.Serve(o.Listeners, newMux(reg, eng, o, reloads), o.Web, log)
 	defer shutdown()
 
 	days, every := o.Days, o.Interval

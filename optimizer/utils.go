@@ -4,8 +4,8 @@ import (
 	"math"
 	"sort"
 
-	"github.com/usage-exporter/usage-exporter/exporter/plans"
-	"github.com/usage-exporter/usage-exporter/exporter/pricing"
+	"github.com/usage-exporter/usage-exporter/plans"
+	"github.com/usage-exporter/usage-exporter/pricing"
 )
 
 // ModelCost is the cost of in input and out output tokens on a price

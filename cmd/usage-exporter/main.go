@@ -4,6 +4,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"os"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -11,9 +12,9 @@ import (
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 	"github.com/usage-exporter/usage-exporter/exporter"
-	"github.com/usage-exporter/usage-exporter/exporter/admin"
 	"github.com/usage-exporter/usage-exporter/exporter/logparse"
-	"github.com/usage-exporter/usage-exporter/exporter/pricing"
+	"github.com/usage-exporter/usage-exporter/internal/admin"
+	"github.com/usage-exporter/usage-exporter/pricing"
 )
 
 func main() { os.Exit(run()) }
@@ -29,15 +30,20 @@ func run() int {
 				Default("info").Enum("debug", "info", "warn", "error")
 		logPaths = app.Flag("log.path", "Access log file or glob to read (repeatable). Replaces the sources of the configuration file.").
 				Strings()
+		logDir = app.Flag("log.dir", "Directory whose *.log files are read when neither --log.path nor the configuration names a source.").
+			Default(exporter.DefaultLogDir).Envar("LOG_DIR").String()
 		logFormat = app.Flag("log.format", "Access log format: json or nginx.").Enum(logparse.Formats...)
 		logStart  = app.Flag("log.start", "Where to start reading files found at start: checkpoint, beginning or end.").
 				Enum("checkpoint", "beginning", "end")
 		stateDir = app.Flag("state.dir", "Directory for read checkpoints and other state.").
 				Default("/var/lib/usage-exporter").String()
-		litellmURL = app.Flag("litellm.url", "LiteLLM proxy to scrape (base URL or its /metrics); default $LITELLM_PROXY_URL.").
-				String()
-		redisURL = app.Flag("redis.url", "Redis for the shared usage ledger and tiers, redis://host:port/db; default from $REDIS_HOST and $REDIS_PORT.").
-				String()
+		litellmURL = app.Flag("litellm.url", "LiteLLM proxy to scrape (base URL or its /metrics).").
+				Envar("LITELLM_PROXY_URL").String()
+		redisURL = app.Flag("redis.url", "Redis for the shared usage ledger and tiers, redis://host:port/db.").
+				Envar("REDIS_URL").String()
+		redisHost = app.Flag("redis.host", "Redis host, when --redis.url is not set (the old system's variables).").
+				Envar("REDIS_HOST").String()
+		redisPort = app.Flag("redis.port", "Redis port, with --redis.host.").Default("6379").Envar("REDIS_PORT").String()
 	)
 	app.Version(version.Print("usage-exporter"))
 	app.HelpFlag.Short('h')
@@ -45,14 +51,21 @@ func run() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
+	if *redisURL == "" && *redisHost != "" {
+		*redisURL = "redis://" + net.JoinHostPort(*redisHost, *redisPort) + "/0"
+	}
 
-	// Flags override the file, at start and on every reload.
+	// Flags (and their environment variables) override the file, at start
+	// and on every reload.
 	overrides := func(c *exporter.Config) {
-		if len(*logPaths) > 0 {
+		switch {
+		case len(*logPaths) > 0:
 			c.Logs.Sources = c.Logs.Sources[:0]
 			for _, p := range *logPaths {
 				c.Logs.Sources = append(c.Logs.Sources, exporter.SourceConfig{Path: p, Config: logparse.DefaultConfig()})
 			}
+		case len(c.Logs.Sources) == 1 && c.Logs.Sources[0].Path == exporter.DefaultSource(exporter.DefaultLogDir).Path:
+			c.Logs.Sources[0].Path = exporter.DefaultSource(*logDir).Path
 		}
 		if *logFormat != "" {
 			for i := range c.Logs.Sources {
@@ -105,6 +118,7 @@ func run() int {
 	return 0
 }
 
+// loadConfig reads the file (or takes the defaults) and applies the flags.
 func loadConfig(path string, overrides func(*exporter.Config)) (*exporter.Config, error) {
 	cfg := exporter.DefaultConfig()
 	if path != "" {

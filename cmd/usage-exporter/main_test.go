@@ -10,7 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	goredis "github.com/redis/go-redis/v9"
-	"github.com/usage-exporter/usage-exporter/exporter/quota/redistest"
+	"github.com/usage-exporter/usage-exporter/internal/redistest"
 	"io"
 	"net"
 	"net/http"

@@ -11,7 +11,7 @@ import (
 	"github.com/prometheus/common/promslog"
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
-	"github.com/usage-exporter/usage-exporter/exporter/admin"
+	"github.com/usage-exporter/usage-exporter/internal/admin"
 	"github.com/usage-exporter/usage-exporter/optimizer"
 )
 

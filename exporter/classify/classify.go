@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/usage-exporter/usage-exporter/exporter/fielderr"
+	"github.com/usage-exporter/usage-exporter/internal/fielderr"
 )
 
 // OtherService is the api_service of paths no rule matches.

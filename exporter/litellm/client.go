@@ -6,12 +6,11 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/prometheus/common/config"
-	"github.com/usage-exporter/usage-exporter/exporter/fielderr"
+	"github.com/usage-exporter/usage-exporter/internal/fielderr"
 )
 
 // Config configures scraping a LiteLLM proxy.
@@ -35,14 +34,9 @@ type Config struct {
 	HTTPClient config.HTTPClientConfig `yaml:"http_client,omitempty"`
 }
 
-// EnvURL is the environment variable of the system this replaces that names
-// the proxy; it is the default URL.
-const EnvURL = "LITELLM_PROXY_URL"
-
-// DefaultConfig scrapes every 15 s, with the URL from $LITELLM_PROXY_URL.
+// DefaultConfig scrapes every 15 s, once a URL is set.
 func DefaultConfig() Config {
 	return Config{
-		URL:        os.Getenv(EnvURL),
 		Interval:   15 * time.Second,
 		Timeout:    5 * time.Second,
 		Spend:      true,

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/usage-exporter/usage-exporter/exporter/fielderr"
+	"github.com/usage-exporter/usage-exporter/internal/fielderr"
 )
 
 // Field is a Record field that a log key or nginx variable can feed.

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/usage-exporter/usage-exporter/exporter/fielderr"
+	"github.com/usage-exporter/usage-exporter/internal/fielderr"
 )
 
 // nginxToken is a literal or a $variable of a compiled log_format.

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/usage-exporter/usage-exporter/exporter/quota/redistest"
+	"github.com/usage-exporter/usage-exporter/internal/redistest"
 )
 
 func TestPeriods(t *testing.T) {
@@ -77,11 +77,12 @@ func TestRedisCommitIsAtomicAndIdempotent(t *testing.T) {
 	srv := redistest.Start(t)
 	cfg := DefaultRedisConfig()
 	cfg.URL = srv.URL()
-	r, err := NewRedis(cfg)
+	client, err := NewClient(cfg.URL, cfg.Timeout)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Close()
+	defer client.Close()
+	r := NewRedis(client, cfg)
 	ctx := context.Background()
 	b1 := NewLedger()
 	b1.Add("2025-11-01", []byte("alice"), 3, 300)
@@ -117,38 +118,5 @@ func TestRedisCommitIsAtomicAndIdempotent(t *testing.T) {
 	}
 	if seq, _, err := r.Checkpoint(ctx, "host-c"); err != nil || seq != 0 {
 		t.Errorf("unknown instance: %d %v", seq, err)
-	}
-}
-
-func TestRedisTiers(t *testing.T) {
-	srv := redistest.Start(t)
-	cfg := DefaultRedisConfig()
-	cfg.URL = srv.URL()
-	r, err := NewRedis(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	ctx := context.Background()
-	c := r.client
-	c.HSet(ctx, "user:alice", "tier", "professional")
-	c.HSet(ctx, "user:bob", "name", "Bob")
-	c.Set(ctx, "session:abc", `{"user_id":"carol","tier":"starter","expires":1}`, 0)
-	c.Set(ctx, "session:def", `{"user_id":42,"tier":"enterprise"}`, 0)
-	c.Set(ctx, "session:bad", `not json`, 0)
-	tiers, err := r.Tiers(ctx, []string{"alice", "bob", "nobody"})
-	if err != nil || len(tiers) != 1 || tiers["alice"] != "professional" {
-		t.Errorf("Tiers = %v, %v", tiers, err)
-	}
-	sessions, err := r.SessionTiers(ctx)
-	if err != nil || sessions["carol"] != "starter" || sessions["42"] != "enterprise" || len(sessions) != 2 {
-		t.Errorf("SessionTiers = %v, %v", sessions, err)
-	}
-	srv.Stop()
-	if _, err := r.Tiers(ctx, []string{"alice"}); err == nil {
-		t.Error("no error with Redis down")
-	}
-	if err := r.Ping(ctx); err == nil {
-		t.Error("ping succeeded with Redis down")
 	}
 }

@@ -2,17 +2,13 @@ package quota
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
-	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/usage-exporter/usage-exporter/exporter/fielderr"
+	"github.com/usage-exporter/usage-exporter/internal/fielderr"
 )
 
 // RedisConfig configures the shared ledger and Redis tier lookups.
@@ -31,31 +27,11 @@ type RedisConfig struct {
 	// MaxPending bounds the ledger entries held while Redis is unreachable;
 	// at the bound, reading logs pauses (nothing is dropped) until Redis returns.
 	MaxPending int `yaml:"max_pending"`
-	// UserKey is the hash holding a user's tier, {user} standing for the id.
-	UserKey string `yaml:"user_key"`
-	// TierField is the field of that hash.
-	TierField string `yaml:"tier_field"`
-	// SessionPattern matches session keys whose JSON values hold user_id and tier.
-	SessionPattern string `yaml:"session_pattern"`
-	// TierTTL is how long a tier read from Redis is used before it is read again.
-	TierTTL time.Duration `yaml:"tier_ttl"`
 }
 
-// DefaultRedisConfig takes its URL from REDIS_HOST and REDIS_PORT, the
-// variables of the system this replaces, when they are set.
+// DefaultRedisConfig commits every second; Redis is off until a URL is set.
 func DefaultRedisConfig() RedisConfig {
-	c := RedisConfig{
-		KeyPrefix: "usage:", FlushInterval: time.Second, Timeout: 2 * time.Second, MaxPending: 1_000_000,
-		UserKey: "user:{user}", TierField: "tier", SessionPattern: "session:*", TierTTL: time.Minute,
-	}
-	if host := os.Getenv("REDIS_HOST"); host != "" {
-		port := os.Getenv("REDIS_PORT")
-		if port == "" {
-			port = "6379"
-		}
-		c.URL = "redis://" + net.JoinHostPort(host, port) + "/0"
-	}
-	return c
+	return RedisConfig{KeyPrefix: "usage:", FlushInterval: time.Second, Timeout: 2 * time.Second, MaxPending: 1_000_000}
 }
 
 // Enabled reports whether a URL is configured.
@@ -80,34 +56,30 @@ func (c RedisConfig) Validate() error {
 	if c.MaxPending < 1 {
 		return fielderr.New("max_pending", "must be at least 1")
 	}
-	if !strings.Contains(c.UserKey, "{user}") {
-		return fielderr.New("user_key", "must contain {user}, not %q", c.UserKey)
-	}
-	if c.TierTTL <= 0 {
-		return fielderr.New("tier_ttl", "must be positive")
-	}
 	return nil
 }
 
-// Redis is the shared ledger and tier store.
+// Redis is the shared ledger's side in Redis: atomic, numbered commits and
+// consistent reads.
 type Redis struct {
 	cfg    RedisConfig
 	client *redis.Client
 }
 
-// NewRedis connects lazily: nothing is dialled until the first command.
-func NewRedis(cfg RedisConfig) (*Redis, error) {
-	opts, err := redis.ParseURL(cfg.URL)
+// NewClient connects lazily to url: nothing is dialled until the first
+// command. Every operation is bounded by timeout.
+func NewClient(url string, timeout time.Duration) (*redis.Client, error) {
+	opts, err := redis.ParseURL(url)
 	if err != nil {
 		return nil, err
 	}
-	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = cfg.Timeout, cfg.Timeout, cfg.Timeout
+	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = timeout, timeout, timeout
 	opts.MaxRetries = 1
-	return &Redis{cfg: cfg, client: redis.NewClient(opts)}, nil
+	return redis.NewClient(opts), nil
 }
 
-// Close closes the connections.
-func (r *Redis) Close() error { return r.client.Close() }
+// NewRedis uses client for the ledger of cfg.
+func NewRedis(client *redis.Client, cfg RedisConfig) *Redis { return &Redis{cfg: cfg, client: client} }
 
 // Ping checks that Redis answers.
 func (r *Redis) Ping(ctx context.Context) error {
@@ -214,11 +186,37 @@ func (r *Redis) Checkpoint(ctx context.Context, instance string) (seq uint64, st
 
 // Usage reads a period's usage by user from the shared ledger.
 func (r *Redis) Usage(ctx context.Context, period string) (map[string]Usage, error) {
+	u, _, err := r.UsageAt(ctx, period, "")
+	return u, err
+}
+
+// UsageAt reads a period's usage by user and, in the same transaction, the
+// last batch instance committed: the usage holds that instance's batches up
+// to seq and none after.
+func (r *Redis) UsageAt(ctx context.Context, period, instance string) (map[string]Usage, uint64, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
 	defer cancel()
-	fields, err := r.client.HGetAll(ctx, r.ledgerKey(period)).Result()
+	var all *redis.MapStringStringCmd
+	var seqCmd *redis.StringCmd
+	_, err := r.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		all = p.HGetAll(ctx, r.ledgerKey(period))
+		if instance != "" {
+			seqCmd = p.HGet(ctx, r.checkpointKey(instance), "seq")
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, 0, err
+	}
+	var seq uint64
+	if seqCmd != nil {
+		if seq, err = seqOf(seqCmd); err != nil {
+			return nil, 0, err
+		}
+	}
+	fields, err := all.Result()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	out := make(map[string]Usage, len(fields)/2)
 	for f, v := range fields {
@@ -238,70 +236,5 @@ func (r *Redis) Usage(ctx context.Context, period string) (map[string]Usage, err
 		}
 		out[user] = u
 	}
-	return out, nil
-}
-
-// Tiers reads users' tiers from their hashes, in one round trip.
-func (r *Redis) Tiers(ctx context.Context, users []string) (map[string]string, error) {
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
-	defer cancel()
-	cmds := make([]*redis.StringCmd, len(users))
-	_, err := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, u := range users {
-			cmds[i] = p.HGet(ctx, strings.ReplaceAll(r.cfg.UserKey, "{user}", u), r.cfg.TierField)
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, err
-	}
-	out := make(map[string]string, len(users))
-	for i, c := range cmds {
-		if v, err := c.Result(); err == nil && v != "" {
-			out[users[i]] = v
-		}
-	}
-	return out, nil
-}
-
-// SessionTiers scans the session keys, JSON values with user_id and tier,
-// and returns the tier of each user that has a session.
-func (r *Redis) SessionTiers(ctx context.Context) (map[string]string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*r.cfg.Timeout)
-	defer cancel()
-	out := map[string]string{}
-	var cursor uint64
-	for {
-		keys, next, err := r.client.Scan(ctx, cursor, r.cfg.SessionPattern, 1000).Result()
-		if err != nil {
-			return nil, err
-		}
-		if len(keys) > 0 {
-			vals, err := r.client.MGet(ctx, keys...).Result()
-			if err != nil {
-				return nil, err
-			}
-			for _, v := range vals {
-				s, ok := v.(string)
-				if !ok {
-					continue
-				}
-				var sess struct {
-					UserID json.RawMessage `json:"user_id"`
-					Tier   string          `json:"tier"`
-				}
-				if json.Unmarshal([]byte(s), &sess) != nil || sess.Tier == "" || len(sess.UserID) == 0 {
-					continue
-				}
-				var id string
-				if json.Unmarshal(sess.UserID, &id) != nil {
-					id = string(sess.UserID) // a numeric id
-				}
-				out[id] = sess.Tier
-			}
-		}
-		if cursor = next; cursor == 0 {
-			return out, nil
-		}
-	}
+	return out, seq, nil
 }

@@ -1,9 +1,10 @@
 package tailer
 
 import (
+	"strconv"
 	"time"
 
-	"github.com/usage-exporter/usage-exporter/exporter/fielderr"
+	"github.com/usage-exporter/usage-exporter/internal/fielderr"
 )
 
 // Start positions for files found when the tailer starts.
@@ -74,7 +75,7 @@ func (c Config) Validate() error {
 	}
 	for i, p := range c.Exclude {
 		if err := checkPattern(p); err != nil {
-			return fielderr.New("exclude["+itoa(i)+"]", "bad pattern %q: %v", p, err)
+			return fielderr.New("exclude["+strconv.Itoa(i)+"]", "bad pattern %q: %v", p, err)
 		}
 	}
 	return nil

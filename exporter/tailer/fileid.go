@@ -5,7 +5,6 @@ import (
 	"io"
 	"os"
 	"path"
-	"strconv"
 	"syscall"
 
 	"github.com/cespare/xxhash/v2"
@@ -89,5 +88,3 @@ func checkPattern(p string) error {
 	_, err := path.Match(p, "x")
 	return err
 }
-
-func itoa(i int) string { return strconv.Itoa(i) }

@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -104,7 +105,7 @@ func New(cfg Config, sources []string, known []Position, log *slog.Logger) (*Tai
 	}
 	for i, s := range sources {
 		if err := checkPattern(s); err != nil {
-			return nil, errors.New("source " + itoa(i) + ": bad pattern " + s + ": " + err.Error())
+			return nil, errors.New("source " + strconv.Itoa(i) + ": bad pattern " + s + ": " + err.Error())
 		}
 	}
 	// nxadm/tail polls at a package-wide interval; the first tailer sets it.

@@ -17,7 +17,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/usage-exporter/usage-exporter/exporter/fielderr"
+	"github.com/usage-exporter/usage-exporter/internal/fielderr"
 	"gopkg.in/yaml.v3"
 )
 

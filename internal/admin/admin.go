@@ -4,6 +4,7 @@ package admin
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
@@ -75,26 +76,15 @@ func Signals() (context.Context, context.CancelFunc, <-chan struct{}) {
 	return ctx, stop, reload
 }
 
-// Serve listens on listeners, or on the addresses of flags when there are
-// none (tests pass listeners), with TLS and basic auth from flags'
-// --web.config.file. Serving errors arrive on the channel; shutdown stops
-// the server, giving requests in flight five seconds.
-func Serve(listeners []net.Listener, handler http.Handler, flags *web.FlagConfig, log *slog.Logger) (<-chan error, func(), error) {
+// Serve serves handler with exporter-toolkit: on listeners when there are
+// some (tests pass them), else on what flags name (addresses, vsock://:port,
+// or systemd socket activation), with TLS and basic auth from
+// --web.config.file. Listening and serving errors arrive on the channel;
+// shutdown stops the server, giving requests in flight five seconds.
+func Serve(listeners []net.Listener, handler http.Handler, flags *web.FlagConfig, log *slog.Logger) (<-chan error, func()) {
 	if flags == nil {
-		empty := ""
-		flags = &web.FlagConfig{WebConfigFile: &empty, WebListenAddresses: &[]string{}}
-	}
-	if listeners == nil {
-		for _, addr := range *flags.WebListenAddresses {
-			l, err := net.Listen("tcp", addr)
-			if err != nil {
-				for _, l := range listeners {
-					l.Close()
-				}
-				return nil, nil, err
-			}
-			listeners = append(listeners, l)
-		}
+		empty, off := "", false
+		flags = &web.FlagConfig{WebConfigFile: &empty, WebListenAddresses: &[]string{}, WebSystemdSocket: &off}
 	}
 	srv := &http.Server{
 		Handler:           handler,
@@ -102,11 +92,24 @@ func Serve(listeners []net.Listener, handler http.Handler, flags *web.FlagConfig
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- web.ServeMultiple(listeners, srv, flags, log) }()
+	go func() {
+		if listeners != nil {
+			errc <- web.ServeMultiple(listeners, srv, flags, log)
+		} else {
+			errc <- web.ListenAndServe(srv, flags, log)
+		}
+	}()
 	shutdown := func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(ctx)
 	}
-	return errc, shutdown, nil
+	return errc, shutdown
+}
+
+// WriteJSON answers with v as JSON.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
 }

@@ -1,0 +1,119 @@
+package exporter
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/usage-exporter/usage-exporter/exporter/litellm"
+	"github.com/usage-exporter/usage-exporter/exporter/quota"
+	"github.com/usage-exporter/usage-exporter/exporter/tailer"
+	"github.com/usage-exporter/usage-exporter/plans"
+)
+
+const checkpointFile = "checkpoint.json"
+
+// checkpoint is the state file: where every file was read to, LiteLLM's
+// counters as applied, and the ledger's part.
+type checkpoint struct {
+	Version   int               `json:"version"`
+	Written   time.Time         `json:"written"`
+	Positions []tailer.Position `json:"positions"`
+	// LiteLLM holds its counters as last applied, so that a restart adds
+	// only what LiteLLM counted since.
+	LiteLLM *litellm.Counters `json:"litellm,omitempty"`
+	quota.Saved
+}
+
+// resumeState is what a shared ledger commits with each batch: where the
+// lines it counted were read to, and LiteLLM's counters as applied.
+type resumeState struct {
+	Positions []tailer.Position `json:"positions"`
+	LiteLLM   *litellm.Counters `json:"litellm,omitempty"`
+}
+
+// carried is what one pipeline hands to the next.
+type carried struct {
+	positions  []tailer.Position
+	litellm    *litellm.Counters
+	firstTimes map[string]float64
+	period     quota.Period   // the ledger's current period
+	tierOf     map[string]int // the users' tiers as last resolved
+	tierNames  []string       // what the tier indexes of tierOf name
+}
+
+func (cp *checkpoint) carried() carried {
+	c := carried{positions: cp.Positions}
+	if cp.LiteLLM != nil {
+		c.litellm = cp.LiteLLM.Decode()
+	}
+	return c
+}
+
+// resumeFrom continues from a state a shared ledger committed, newer than
+// the state file.
+func (c *carried) resumeFrom(data json.RawMessage) error {
+	var rs resumeState
+	if err := json.Unmarshal(data, &rs); err != nil {
+		return err
+	}
+	c.positions, c.litellm = rs.Positions, nil
+	if rs.LiteLLM != nil {
+		c.litellm = rs.LiteLLM.Decode()
+	}
+	return nil
+}
+
+// retier maps the carried tier indexes onto the tiers of a new resolver.
+func (c *carried) retier(r *plans.Resolver) {
+	if c.tierNames == nil {
+		return
+	}
+	index := map[string]int{}
+	for i, n := range r.Names() {
+		index[n] = i
+	}
+	for u, t := range c.tierOf {
+		if i, ok := index[c.tierNames[t]]; ok {
+			c.tierOf[u] = i
+		} else {
+			delete(c.tierOf, u)
+		}
+	}
+}
+
+// snapshot is a checkpoint taken by the ingest goroutine, on its way to
+// the state file; once it is there, what it holds is published.
+type snapshot struct {
+	data  []byte
+	quota *quota.Checkpoint
+	view  *quotaView
+}
+
+// snapshot captures the pipeline's state at this point of the stream.
+func (in *ingester) snapshot(written time.Time) *snapshot {
+	rs := resumeState{Positions: in.positionList()}
+	if in.litellm != nil {
+		rs.LiteLLM = in.litellm.Encode()
+	}
+	resume, _ := json.Marshal(rs)
+	qc := in.ledger.store.Checkpoint(resume)
+	cp := checkpoint{Version: 1, Written: written.UTC(), Positions: rs.Positions, LiteLLM: rs.LiteLLM, Saved: qc.Saved}
+	data, _ := json.Marshal(cp)
+	return &snapshot{data: data, quota: qc, view: in.quotaView()}
+}
+
+// quotaView is the current period and the users' tiers and labels.
+func (in *ingester) quotaView() *quotaView {
+	l, names := in.ledger, in.attr.tiers.Names()
+	v := &quotaView{period: l.newest, tiers: make(map[string]string, len(l.tierOf)), labels: in.attr.users.labelled()}
+	for u, t := range l.tierOf {
+		v.tiers[u] = names[t]
+	}
+	return v
+}
+
+// carry is what the next pipeline continues from.
+func (in *ingester) carry() carried {
+	return carried{positions: in.positionList(), litellm: in.litellm, firstTimes: in.firstTimes,
+		period: in.ledger.newest, tierOf: in.ledger.tierOf, tierNames: in.attr.tiers.Names()}
+}

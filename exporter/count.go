@@ -1,0 +1,273 @@
+package exporter
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/usage-exporter/usage-exporter/exporter/classify"
+)
+
+// counter is the count stage: it applies calls to the series. It caches
+// the series it touches, so that a call costs slice indexing, small-map
+// lookups and atomic adds, never a label-set hash in client_golang. Not
+// safe for concurrent use.
+type counter struct {
+	m        *Metrics
+	egressGB float64 // dollars per 10^9 response bytes
+	services []*serviceSeries
+	routes   map[routeKey]*routeSeries
+	users    []*userSeries // by userLabels slot
+	models   []*modelSeries
+	teams    map[string]prometheus.Counter
+	keys     map[string]prometheus.Counter
+	tiers    []string
+	codes    [600]string
+	labels   *userLabels
+	table    *modelTable
+}
+
+type serviceSeries struct {
+	name          string
+	responseBytes prometheus.Counter
+	duplicates    prometheus.Counter
+	egress        prometheus.Counter
+	perCallCost   prometheus.Counter // cost{api_service, model=""}; nil without a per-call price
+}
+
+type routeKey struct {
+	route   *classify.Route
+	service int
+}
+
+type routeSeries struct {
+	route    string
+	duration prometheus.Observer
+	requests map[uint32]prometheus.Counter // method index << 16 | status
+}
+
+type userSeries struct {
+	label    string
+	requests map[uint32]prometheus.Counter // tier << 16 | service
+	cost     map[uint32]prometheus.Counter // tier << 16 | service
+	tokens   map[int]prometheus.Counter    // tier
+}
+
+// modelSeries caches the series of one model label.
+type modelSeries struct {
+	label         string
+	success       prometheus.Counter
+	failure       prometheus.Counter
+	tokens        [5]prometheus.Counter // in tokenDirections order
+	requestTokens prometheus.Observer
+	cost          map[int]prometheus.Counter // by service
+	unpriced      map[string]prometheus.Counter
+}
+
+func newCounter(cfg *Config, m *Metrics, a *attributor) *counter {
+	c := &counter{m: m, egressGB: cfg.Pricing.EgressPerGB, routes: map[routeKey]*routeSeries{},
+		teams: map[string]prometheus.Counter{}, keys: map[string]prometheus.Counter{},
+		tiers: a.tiers.Names(), labels: a.users, table: a.models}
+	for i, name := range a.classifier.Services() {
+		ss := &serviceSeries{
+			name:          name,
+			responseBytes: m.responseBytes.WithLabelValues(name),
+			duplicates:    m.duplicates.WithLabelValues(name),
+			egress:        m.egress.WithLabelValues(name),
+		}
+		if a.perCall[i] > 0 {
+			ss.perCallCost = m.cost.WithLabelValues(name, "")
+		}
+		c.services = append(c.services, ss)
+	}
+	for i := range c.codes {
+		if i >= 100 {
+			c.codes[i] = strconv.Itoa(i)
+		}
+	}
+	return c
+}
+
+// count updates the series for one call.
+func (c *counter) count(cl *call, ev *event) {
+	rs := c.route(cl.route, cl.svc)
+	key := uint32(ev.method)<<16 | uint32(ev.status)
+	rc, ok := rs.requests[key]
+	if !ok {
+		name := otherMethod
+		if int(ev.method) < len(knownMethods) {
+			name = knownMethods[ev.method]
+		}
+		rc = c.m.requests.WithLabelValues(c.services[cl.svc].name, rs.route, name, c.codes[ev.status])
+		rs.requests[key] = rc
+	}
+	rc.Inc()
+	if ev.hasDuration {
+		rs.duration.Observe(ev.duration)
+	}
+	ss := c.services[cl.svc]
+	if ev.size > 0 {
+		ss.responseBytes.Add(float64(ev.size))
+		if c.egressGB > 0 {
+			ss.egress.Add(float64(ev.size) * c.egressGB / 1e9)
+		}
+	}
+	us := c.user(cl.user)
+	c.userRequests(us, cl.tier, cl.svc).Inc()
+	if cl.model >= 0 {
+		c.modelCall(cl, ev.status >= 400, us)
+	} else if cl.cost > 0 {
+		ss.perCallCost.Add(cl.cost)
+		c.userCost(us, cl.tier, cl.svc).Add(cl.cost)
+	}
+	if cl.duplicate {
+		ss.duplicates.Inc()
+	}
+}
+
+// modelCall counts a priced (or unpriced) model call.
+func (c *counter) modelCall(cl *call, failed bool, us *userSeries) {
+	ms := c.model(cl.model)
+	if failed {
+		ms.failure.Inc()
+	} else {
+		ms.success.Inc()
+	}
+	if cl.hasTokens {
+		ch := &cl.charge
+		for i, n := range [...]int64{ch.Input, ch.Output, ch.CacheRead, ch.CacheWrite + ch.CacheWrite1h, ch.Reasoning} {
+			if n > 0 {
+				ms.tokens[i].Add(float64(n))
+			}
+		}
+		if cl.tokens > 0 {
+			c.userTokens(us, cl.tier).Add(float64(cl.tokens))
+		}
+		ms.requestTokens.Observe(float64(ch.Prompt()))
+	}
+	if cl.unpriced != "" {
+		c.unpricedFor(ms, cl.unpriced).Inc()
+		return
+	}
+	if cl.cost > 0 {
+		c.modelCost(ms, cl.svc).Add(cl.cost)
+		c.userCost(us, cl.tier, cl.svc).Add(cl.cost)
+	}
+}
+
+func (c *counter) route(route *classify.Route, svc int) *routeSeries {
+	k := routeKey{route: route, service: svc}
+	rs, ok := c.routes[k]
+	if !ok {
+		rs = &routeSeries{
+			route:    route.Label,
+			duration: c.m.duration.WithLabelValues(c.services[svc].name, route.Label),
+			requests: map[uint32]prometheus.Counter{},
+		}
+		c.routes[k] = rs
+	}
+	return rs
+}
+
+// user returns the series of a userLabels slot.
+func (c *counter) user(slot int) *userSeries {
+	for len(c.users) <= slot {
+		c.users = append(c.users, nil)
+	}
+	us := c.users[slot]
+	if us == nil {
+		us = &userSeries{label: c.labels.label(slot), requests: map[uint32]prometheus.Counter{},
+			cost: map[uint32]prometheus.Counter{}, tokens: map[int]prometheus.Counter{}}
+		c.users[slot] = us
+	}
+	return us
+}
+
+func (c *counter) userRequests(us *userSeries, tier, svc int) prometheus.Counter {
+	k := uint32(tier)<<16 | uint32(svc)
+	uc, ok := us.requests[k]
+	if !ok {
+		uc = c.m.userRequests.WithLabelValues(us.label, c.tiers[tier], c.services[svc].name)
+		us.requests[k] = uc
+	}
+	return uc
+}
+
+func (c *counter) userCost(us *userSeries, tier, svc int) prometheus.Counter {
+	k := uint32(tier)<<16 | uint32(svc)
+	uc, ok := us.cost[k]
+	if !ok {
+		uc = c.m.userCost.WithLabelValues(us.label, c.tiers[tier], c.services[svc].name)
+		us.cost[k] = uc
+	}
+	return uc
+}
+
+func (c *counter) userTokens(us *userSeries, tier int) prometheus.Counter {
+	uc, ok := us.tokens[tier]
+	if !ok {
+		uc = c.m.userTokens.WithLabelValues(us.label, c.tiers[tier])
+		us.tokens[tier] = uc
+	}
+	return uc
+}
+
+// model returns the series of a model number, creating them (and the price
+// series of the model) at its first call.
+func (c *counter) model(i int) *modelSeries {
+	for len(c.models) <= i {
+		c.models = append(c.models, nil)
+	}
+	if ms := c.models[i]; ms != nil {
+		return ms
+	}
+	mi := c.table.models[i]
+	ms := &modelSeries{
+		label:         mi.label,
+		success:       c.m.llmRequests.WithLabelValues(mi.label, "success"),
+		failure:       c.m.llmRequests.WithLabelValues(mi.label, "failure"),
+		requestTokens: c.m.llmRequestTokens.WithLabelValues(mi.label),
+		cost:          map[int]prometheus.Counter{},
+		unpriced:      map[string]prometheus.Counter{},
+	}
+	for d, name := range tokenDirections {
+		ms.tokens[d] = c.m.llmTokens.WithLabelValues(mi.label, name)
+	}
+	if mi.entry != nil {
+		// Prices as series, for the models in use: traffic can be priced on
+		// another model with one PromQL join.
+		c.m.priceMatch.WithLabelValues(mi.label, mi.key).Set(1)
+		for tokenType, v := range mi.entry.PerToken() {
+			c.m.price.WithLabelValues(mi.label, tokenType).Set(v)
+		}
+	}
+	c.models[i] = ms
+	return ms
+}
+
+func (c *counter) modelCost(ms *modelSeries, svc int) prometheus.Counter {
+	mc, ok := ms.cost[svc]
+	if !ok {
+		mc = c.m.cost.WithLabelValues(c.services[svc].name, ms.label)
+		ms.cost[svc] = mc
+	}
+	return mc
+}
+
+func (c *counter) unpricedFor(ms *modelSeries, reason string) prometheus.Counter {
+	u, ok := ms.unpriced[reason]
+	if !ok {
+		u = c.m.unpriced.WithLabelValues(ms.label, reason)
+		ms.unpriced[reason] = u
+	}
+	return u
+}
+
+// labelCounter caches the counter of one label value of a single-label vector.
+func labelCounter(cache map[string]prometheus.Counter, vec *prometheus.CounterVec, value string) prometheus.Counter {
+	lc, ok := cache[value]
+	if !ok {
+		lc = vec.WithLabelValues(value)
+		cache[value] = lc
+	}
+	return lc
+}

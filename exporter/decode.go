@@ -1,0 +1,224 @@
+package exporter
+
+import (
+	"bytes"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/usage-exporter/usage-exporter/exporter/logparse"
+	"github.com/usage-exporter/usage-exporter/exporter/tailer"
+	"github.com/usage-exporter/usage-exporter/pricing"
+)
+
+// The push path runs in two goroutines, so that parsing and metric updates
+// use both cores: the decoder parses lines into compact events, the
+// ingester classifies, prices and counts them. Each owns its state alone.
+
+var knownMethods = []string{"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "CONNECT", "TRACE"}
+
+// otherMethod is the method label of methods not in knownMethods.
+const otherMethod = "other"
+
+// event is one request, decoded. Strings live in the batch's arena, so the
+// log data can be reused as soon as the decoder is done with it.
+type event struct {
+	path        span
+	service     int16 // the service the line names, or -1
+	method      uint16
+	status      uint16
+	hasDuration bool
+	duration    float64
+	size        int64
+	unixNano    int64 // 0 when the line had no time
+	user        span
+	tier        span
+	cacheKey    span
+	// A model call: the line names a model or carries tokens or a cost.
+	model     span
+	tokens    pricing.Usage
+	hasTokens bool
+	cost      float64
+	hasCost   bool
+}
+
+// modelCall reports whether the event is a model call, to be priced by tokens.
+func (ev *event) modelCall() bool { return ev.model.n > 0 || ev.hasTokens || ev.hasCost }
+
+// span is a string in an eventBatch's arena.
+type span struct{ off, n uint32 }
+
+// eventBatch is the decoded form of one tailer batch.
+type eventBatch struct {
+	source  int
+	pos     tailer.Position
+	retire  bool
+	events  []event
+	arena   []byte
+	invalid int
+	newest  float64 // newest line time, unix seconds
+	oldest  float64 // oldest line time, unix seconds; 0 for none
+}
+
+func (eb *eventBatch) put(b []byte) span {
+	s := span{off: uint32(len(eb.arena)), n: uint32(len(b))}
+	eb.arena = append(eb.arena, b...)
+	return s
+}
+
+func (eb *eventBatch) bytes(s span) []byte { return eb.arena[s.off : s.off+s.n] }
+
+var eventBatches = sync.Pool{New: func() any { return &eventBatch{} }}
+
+func getEventBatch() *eventBatch {
+	eb := eventBatches.Get().(*eventBatch)
+	eb.events, eb.arena = eb.events[:0], eb.arena[:0]
+	eb.invalid, eb.newest, eb.oldest, eb.retire = 0, 0, 0, false
+	return eb
+}
+
+func putEventBatch(eb *eventBatch) { eventBatches.Put(eb) }
+
+// decoder parses lines. Not safe for concurrent use.
+type decoder struct {
+	maxLine     int
+	logInterval time.Duration
+	log         *slog.Logger
+	services    []string
+	sources     []*sourceDecoder
+	rec         logparse.Record
+	now         func() time.Time
+}
+
+type sourceDecoder struct {
+	name       string
+	parser     logparse.Parser
+	errors     map[logparse.Reason]prometheus.Counter
+	lastLog    time.Time
+	suppressed int
+}
+
+func newDecoder(cfg *Config, m *Metrics, services []string, log *slog.Logger) (*decoder, error) {
+	d := &decoder{maxLine: cfg.Logs.MaxLineBytes, logInterval: cfg.Logs.InvalidLogInterval, log: log,
+		services: services, now: time.Now}
+	for _, src := range cfg.Logs.Sources {
+		p, err := logparse.New(src.Config)
+		if err != nil {
+			return nil, err
+		}
+		sd := &sourceDecoder{name: src.Path, parser: p, errors: map[logparse.Reason]prometheus.Counter{}}
+		m.initSource(src.Path)
+		for _, r := range logparse.Reasons {
+			sd.errors[r] = m.logLineErrors.WithLabelValues(src.Path, string(r))
+		}
+		d.sources = append(d.sources, sd)
+	}
+	return d, nil
+}
+
+// decode turns the lines of b into events.
+func (d *decoder) decode(b *tailer.Batch) *eventBatch {
+	eb := getEventBatch()
+	eb.source, eb.pos, eb.retire = b.Source, b.Pos, b.Retire
+	src := d.sources[b.Source]
+	rec := &d.rec
+	data := b.Data
+	for len(data) > 0 {
+		nl := bytes.IndexByte(data, '\n')
+		if nl < 0 {
+			nl = len(data) // the tailer hands on whole lines; be safe anyway
+		}
+		line := data[:nl]
+		data = data[min(nl+1, len(data)):]
+		if len(line) > d.maxLine {
+			eb.invalid++
+			d.reject(src, line, logparse.ErrTooLong)
+			continue
+		}
+		if err := src.parser.Parse(line, rec); err != nil {
+			eb.invalid++
+			d.reject(src, line, err)
+			continue
+		}
+		svc := -1
+		for i, name := range d.services {
+			if len(rec.Service) > 0 && name == string(rec.Service) { // a comparison: no allocation
+				svc = i
+				break
+			}
+		}
+		eb.events = append(eb.events, event{
+			path:        eb.put(rec.Path),
+			service:     int16(svc),
+			method:      uint16(methodIndex(rec.Method)),
+			status:      uint16(rec.Status),
+			hasDuration: rec.HasDuration,
+			duration:    rec.Duration,
+			size:        rec.Size,
+			user:        eb.put(rec.User),
+			tier:        eb.put(rec.Tier),
+			cacheKey:    eb.put(rec.CacheKey),
+			model:       eb.put(rec.Model),
+			tokens: pricing.Usage{Input: rec.InputTokens, Output: rec.OutputTokens, CacheRead: rec.CacheReadTokens,
+				CacheWrite: rec.CacheWriteTokens, Reasoning: rec.ReasoningTokens},
+			hasTokens: rec.HasTokens,
+			cost:      rec.Cost,
+			hasCost:   rec.HasCost,
+		})
+		if !rec.Time.IsZero() {
+			ns := rec.Time.UnixNano()
+			eb.events[len(eb.events)-1].unixNano = ns
+			ts := float64(ns/1e6) / 1e3
+			if ts > eb.newest {
+				eb.newest = ts
+			}
+			if ts < eb.oldest || eb.oldest == 0 {
+				eb.oldest = ts
+			}
+		}
+	}
+	if b.Dropped > 0 {
+		eb.invalid += b.Dropped
+		src.errors[logparse.ReasonTooLong].Add(float64(b.Dropped))
+	}
+	return eb
+}
+
+// reject counts a bad line and logs it, at most once per interval per source.
+func (d *decoder) reject(src *sourceDecoder, line []byte, err error) {
+	src.errors[logparse.ReasonOf(err)].Inc()
+	now := d.now()
+	if now.Sub(src.lastLog) < d.logInterval {
+		src.suppressed++
+		return
+	}
+	const maxShown = 256
+	shown := line
+	if len(shown) > maxShown {
+		shown = shown[:maxShown]
+	}
+	d.log.Warn("invalid log line", "source", src.name, "err", err, "line", string(shown),
+		"suppressed_since_last", src.suppressed)
+	src.lastLog, src.suppressed = now, 0
+}
+
+func methodIndex(m []byte) int {
+	for i, k := range knownMethods {
+		if string(m) == k {
+			return i
+		}
+	}
+	return len(knownMethods)
+}
+
+// decodeLoop is the first stage: tailer batches in, decoded batches out.
+// It ends when the tailer closes its channel.
+func decodeLoop(t *tailer.Tailer, d *decoder, out chan<- *eventBatch) {
+	defer close(out)
+	for b := range t.Batches() {
+		eb := d.decode(b)
+		t.Release(b)
+		out <- eb
+	}
+}

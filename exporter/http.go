@@ -1,0 +1,60 @@
+package exporter
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web"
+	"github.com/usage-exporter/usage-exporter/internal/admin"
+)
+
+// newMux routes the exporter's endpoints: the metrics, the quota API, the
+// lifecycle endpoints and the landing page.
+func newMux(reg *prometheus.Registry, q *quotas, opts Options, log *slog.Logger, ready *atomic.Bool,
+	reloads chan chan error) *http.ServeMux {
+	path := opts.TelemetryPath
+	if path == "" {
+		path = "/metrics"
+	}
+	mux := http.NewServeMux()
+	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelError),
+		ErrorHandling:     promhttp.ContinueOnError,
+		EnableOpenMetrics: true,
+		Registry:          reg,
+	})
+	mux.Handle(path, promhttp.InstrumentMetricHandler(reg, metrics))
+	mux.Handle("GET /api/v1/quotas", q)
+	mux.HandleFunc("/api/v1/quotas", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Allow", "GET, HEAD")
+		admin.WriteJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "use GET"})
+	})
+	admin.Handle(mux, func() error {
+		if !ready.Load() {
+			return errors.New("starting")
+		}
+		return nil
+	}, reloads)
+	if path != "/" {
+		landing, err := web.NewLandingPage(web.LandingConfig{
+			Name:        "usage-exporter",
+			Description: "API usage, cost and latency from gateway access logs",
+			Version:     version.Info(),
+			Links: []web.LandingLinks{
+				{Address: path, Text: "Metrics"},
+				{Address: "/-/healthy", Text: "Health"},
+				{Address: "/-/ready", Text: "Readiness"},
+				{Address: "/api/v1/quotas?user=", Text: "Quota of a user", Description: "add the user id"},
+			},
+		})
+		if err == nil {
+			mux.Handle("/", landing)
+		}
+	}
+	return mux
+}

@@ -1,0 +1,166 @@
+package exporter
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/usage-exporter/usage-exporter/exporter/litellm"
+	"github.com/usage-exporter/usage-exporter/exporter/quota"
+	"github.com/usage-exporter/usage-exporter/exporter/state"
+	"github.com/usage-exporter/usage-exporter/exporter/tailer"
+	"github.com/usage-exporter/usage-exporter/plans"
+	"github.com/usage-exporter/usage-exporter/pricing"
+)
+
+// process is what outlives pipelines: Run sets it up once.
+type process struct {
+	log        *slog.Logger
+	m          *Metrics
+	dir        *state.Dir
+	store      quota.Store
+	quotas     *quotas
+	redisTiers *plans.RedisTiers // nil unless tiers are read from Redis
+	tailers    *tailerCollector
+	litellm    *litellmCollector
+}
+
+// pipeline is a tailer feeding an ingester, with periodic checkpoints.
+type pipeline struct {
+	*process
+	in          *ingester
+	every       time.Duration
+	drainWithin time.Duration
+	done        chan struct{}
+}
+
+// start runs a pipeline of cfg, continuing from st, until ctx ends.
+func (pr *process) start(ctx context.Context, cfg *Config, prices *pricing.Table, st carried) (*pipeline, error) {
+	var lookup plans.Lookup
+	if pr.redisTiers != nil {
+		lookup = pr.redisTiers
+	}
+	resolver := plans.NewResolver(cfg.Plans, cfg.Quota.TierSources, lookup)
+	in, err := newIngester(cfg, pr.m, prices, resolver, pr.store, st)
+	if err != nil {
+		return nil, err
+	}
+	pr.quotas.cfg.Store(cfg)
+	pr.quotas.view.Store(in.quotaView())
+	var snaps chan *litellm.Snapshot
+	var client *litellm.Client
+	if cfg.LiteLLM.Enabled() {
+		if client, err = litellm.NewClient(cfg.LiteLLM.Config); err != nil {
+			return nil, fmt.Errorf("litellm: %w", err)
+		}
+		pr.m.enableLiteLLM()
+		snaps = make(chan *litellm.Snapshot, 1)
+	}
+	d, err := newDecoder(cfg, pr.m, in.attr.classifier.Services(), pr.log.With("component", "ingest"))
+	if err != nil {
+		return nil, err
+	}
+	sources := make([]string, len(cfg.Logs.Sources))
+	for i, s := range cfg.Logs.Sources {
+		sources[i] = s.Path
+	}
+	t, err := tailer.New(cfg.Logs.Config, sources, st.positions, pr.log.With("component", "tailer"))
+	if err != nil {
+		return nil, err
+	}
+	pr.tailers.attach(t)
+	p := &pipeline{process: pr, in: in, every: cfg.checkpointEvery(), drainWithin: cfg.Redis.Timeout + time.Second,
+		done: make(chan struct{})}
+	events := make(chan *eventBatch, 4)
+	go t.Run(ctx)
+	go decodeLoop(t, d, events)
+	if client != nil {
+		go pollLiteLLM(ctx, client, cfg.LiteLLM.Interval, snaps, pr.m, pr.litellm, pr.log.With("component", "litellm"))
+	}
+	go func() {
+		p.loop(events, snaps)
+		pr.tailers.detach(t)
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// loop applies decoded batches until the decoder closes its channel,
+// checkpointing on an interval and once more at the end.
+func (p *pipeline) loop(events <-chan *eventBatch, snaps <-chan *litellm.Snapshot) {
+	saves := make(chan *snapshot, 1)
+	var writer sync.WaitGroup
+	writer.Add(1)
+	go func() {
+		defer writer.Done()
+		for s := range saves {
+			p.save(s)
+		}
+	}()
+	tick := time.NewTicker(p.every)
+	defer tick.Stop()
+	paused := false
+	for events != nil {
+		in := events
+		// With Redis unreachable and max_pending entries held, stop reading:
+		// lines wait in the log files, nothing is dropped.
+		if p.store.Full() {
+			if !paused {
+				p.m.ledgerPaused.Inc()
+				p.log.Warn("redis.max_pending ledger entries held while Redis is unreachable: reading logs pauses until it returns")
+			}
+			paused, in = true, nil
+		} else {
+			paused = false
+		}
+		select {
+		case eb, ok := <-in:
+			if !ok {
+				events = nil
+				break
+			}
+			p.in.ingest(eb)
+			putEventBatch(eb)
+		case snap := <-snaps:
+			p.in.applyLiteLLM(snap, time.Now())
+		case now := <-tick.C:
+			// Latest wins: a slow disk delays checkpoints, never ingestion.
+			offerLatest(saves, p.in.snapshot(now))
+		}
+	}
+	close(saves)
+	writer.Wait()
+	now := time.Now()
+	last := p.in.snapshot(now)
+	p.save(last)
+	// What the final checkpoint holds for Redis gets a moment to arrive;
+	// the state file records it if it did.
+	p.store.Drain(p.drainWithin)
+	if again := p.in.snapshot(now); !bytes.Equal(again.data, last.data) {
+		p.save(again)
+	}
+}
+
+// save writes a snapshot to the state file and, once it is there,
+// publishes what it holds.
+func (p *pipeline) save(s *snapshot) {
+	if err := p.dir.WriteBytes(checkpointFile, s.data); err != nil {
+		p.m.checkpointFails.Inc()
+		p.log.Error("writing checkpoint failed", "dir", p.dir.Path(), "err", err)
+		return
+	}
+	p.m.checkpointOK.SetToCurrentTime()
+	p.store.Saved(s.quota)
+	p.quotas.view.Store(s.view)
+	p.m.ledgerPending.Set(float64(p.store.Held()))
+}
+
+// wait blocks until the pipeline has stopped and returns what the next one
+// continues from.
+func (p *pipeline) wait() carried {
+	<-p.done
+	return p.in.carry()
+}
