@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -281,4 +282,111 @@ func TestCrashExactlyOnce(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The environment variables of the system this replaces are read by the
+// flags, never by the configuration's defaults: LOG_DIR names the default
+// source's directory, LITELLM_PROXY_URL the proxy, REDIS_HOST and
+// REDIS_PORT the Redis of the shared ledger.
+func TestEnvironmentDefaults(t *testing.T) {
+	srv := redistest.Start(t)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "a.log"), []byte(`{"path":"/api/v1/search","status":200,"user_id":"u1"}`+"\n"), 0o644)
+	addr := freePort(t)
+	cmd := command("--state.dir", filepath.Join(t.TempDir(), "state"), "--web.listen-address", addr, "--log.start", "beginning")
+	cmd.Env = append(cmd.Env, "LOG_DIR="+dir+"/", "LITELLM_PROXY_URL=http://"+freePort(t),
+		"REDIS_HOST=127.0.0.1", "REDIS_PORT="+strconv.Itoa(srv.Port))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	waitFor(t, "the line of $LOG_DIR/a.log", func() bool {
+		return strings.Contains(scrape(addr), `usage_exporter_log_lines_total{result="parsed",source="`+dir+`/*.log"} 1`+"\n")
+	})
+	body := scrape(addr)
+	for _, want := range []string{"usage_exporter_litellm_up 0\n", "usage_exporter_redis_up 1\n"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}
+
+// With --web.systemd-socket the exporter serves on the socket systemd hands
+// it (LISTEN_FDS, LISTEN_PID), not on --web.listen-address.
+func TestSystemdSocketActivation(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := l.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close() // the child holds the socket through f
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "a.log"), nil, 0o644)
+	// exec keeps the shell's pid, which LISTEN_PID must name.
+	cmd := exec.Command("sh", "-c", `LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" "$@"`, os.Args[0],
+		"--web.systemd-socket", "--log.path", filepath.Join(dir, "a.log"), "--state.dir", filepath.Join(dir, "state"))
+	cmd.Env = append(os.Environ(), "USAGE_EXPORTER_RUN_MAIN=1")
+	cmd.ExtraFiles = []*os.File{f} // fd 3, where systemd puts the first socket
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	waitFor(t, "metrics on the activated socket", func() bool {
+		return strings.Contains(scrape(l.Addr().String()), "usage_exporter_build_info")
+	})
+	if !strings.Contains(stderr.String(), "systemd activated listeners") {
+		t.Errorf("no word of socket activation in the log:\n%s", stderr.String())
+	}
+}
+
+// vsock:// addresses listen on the VM socket; a TCP address beside it
+// serves. This machine can neither connect to its own CID nor list vsock
+// sockets (ss has no vsock_diag here), so the witness is the listener's own
+// address in the log, which exporter-toolkit writes once the socket is bound:
+// before, the flag failed with "too many colons in address".
+func TestVsockListener(t *testing.T) {
+	if _, err := os.Stat("/dev/vsock"); err != nil {
+		t.Fatalf("no /dev/vsock on this machine: %v", err)
+	}
+	port := 20000 + rand.IntN(30000)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "a.log"), nil, 0o644)
+	addr := freePort(t)
+	cmd := command("--web.listen-address", addr, "--web.listen-address", fmt.Sprintf("vsock://:%d", port),
+		"--log.path", filepath.Join(dir, "a.log"), "--state.dir", filepath.Join(dir, "state"))
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	waitFor(t, "metrics on the TCP address", func() bool { return strings.Contains(scrape(addr), "usage_exporter_build_info") })
+	if want := fmt.Sprintf(`msg="Listening on" address=vm(`); !strings.Contains(stderr.String(), want) ||
+		!strings.Contains(stderr.String(), fmt.Sprintf("):%d\n", port)) {
+		t.Errorf("no vsock listener on port %d in the log:\n%s", port, stderr.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer that a process can write while the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
