@@ -18,18 +18,20 @@ const (
 type Config struct {
 	// Start is checkpoint, beginning or end.
 	Start string `yaml:"start"`
-	// PollInterval is how often a followed file is checked for growth,
-	// rotation and truncation (nxadm/tail's polling watcher, and ours).
+	// PollInterval is how often a file is checked for growth, rotation and
+	// truncation.
 	PollInterval time.Duration `yaml:"poll_interval"`
-	// Inotify makes nxadm/tail wait on inotify events instead of polling.
+	// Inotify wakes the readers on inotify events in the files' directories;
+	// polling then runs at ten times PollInterval, as a fallback.
 	Inotify bool `yaml:"inotify"`
 	// GlobInterval is how often globs are re-evaluated for new files.
 	GlobInterval time.Duration `yaml:"glob_interval"`
 	// RotateWait is how long a file renamed away (rotated) is still read
 	// after its last growth, for writers that reopen late.
 	RotateWait time.Duration `yaml:"rotate_wait"`
-	// CatchUpBytes: a follower this far behind the end of its file switches
-	// from line-by-line following to buffered reading until it catches up.
+	// CatchUpBytes is accepted for old configurations and ignored: files
+	// are always read in buffered batches now (it switched a line-by-line
+	// follower to buffered reads).
 	CatchUpBytes int64 `yaml:"catch_up_bytes"`
 	// MaxLineBytes: longer lines are dropped and counted.
 	MaxLineBytes int `yaml:"max_line_bytes"`
@@ -37,8 +39,8 @@ type Config struct {
 	Exclude []string `yaml:"exclude"`
 }
 
-// DefaultConfig follows files by polling every 250 ms, as nginxlog-exporter
-// and mtail do, and never reads compressed rotations.
+// DefaultConfig looks at files every 250 ms, as nginxlog-exporter and mtail
+// do, and never reads compressed rotations.
 func DefaultConfig() Config {
 	return Config{
 		Start:        StartCheckpoint,

@@ -6,11 +6,8 @@ import (
 	"errors"
 	"io"
 	"os"
-	"path/filepath"
 	"sync/atomic"
 	"time"
-
-	"github.com/nxadm/tail"
 )
 
 // reader reads one file, identified by device and inode, whatever its name.
@@ -36,7 +33,7 @@ type reader struct {
 // sighted records that discovery found the file under name (t.mu held).
 func (r *reader) sighted(name string) {
 	r.path = name
-	r.seenAt = time.Now()
+	r.seenAt = r.t.clock.Now()
 }
 
 func (r *reader) currentPath() string {
@@ -55,7 +52,7 @@ func (r *reader) position() Position {
 func (r *reader) run(ctx context.Context, recoverFrom *Position) {
 	defer r.t.wg.Done()
 	defer r.exit()
-	r.lastGrowth = time.Now()
+	r.lastGrowth = r.t.clock.Now()
 	if !r.awaitFirstLine(ctx) {
 		return
 	}
@@ -82,40 +79,25 @@ func (r *reader) run(ctx context.Context, recoverFrom *Position) {
 		if !r.readToEOF(ctx) {
 			return
 		}
-		live := r.live()
-		if live && !r.skipping {
+		_, _, _ = r.ensureFingerprint()
+		if r.live() {
 			wasLive = true
-			if r.follow(ctx) == endStop {
+		} else {
+			if wasLive {
+				// Renamed away or deleted: the new file at the name needs a reader.
+				wasLive = false
+				r.t.stats[r.src].renames.Add(1)
+				r.t.nudge()
+			}
+			// Keep reading while the writer may still write to the old file,
+			// then let it go unless a glob still matches it.
+			if r.finished() {
+				r.retire(ctx)
 				return
 			}
-			continue
 		}
-		if live {
-			// Inside an over-long line still being written: keep discarding
-			// with buffered reads; nxadm/tail would hand on its tail as a line.
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(r.t.cfg.PollInterval):
-			}
-			continue
-		}
-		if wasLive {
-			// Renamed away or deleted: the new file at the name needs a reader.
-			wasLive = false
-			r.t.stats[r.src].renames.Add(1)
-			r.t.nudge()
-		}
-		// Keep reading while the writer may still write to the old file,
-		// then let it go unless a glob still matches it.
-		if r.finished() {
-			r.retire(ctx)
+		if !r.t.sleep(ctx) {
 			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(r.t.cfg.PollInterval):
 		}
 	}
 }
@@ -149,10 +131,8 @@ func (r *reader) awaitFirstLine(ctx context.Context) bool {
 			r.fp, r.fpLen = fp, n
 			return true
 		}
-		select {
-		case <-ctx.Done():
+		if !r.t.sleep(ctx) {
 			return false
-		case <-time.After(r.t.cfg.PollInterval):
 		}
 	}
 }
@@ -161,6 +141,7 @@ func (r *reader) awaitFirstLine(ctx context.Context) bool {
 // to their current end: they hold lines this reader read.
 func (r *reader) exit() {
 	r.f.Close()
+	defer r.t.exits.wakeAll()
 	r.t.mu.Lock()
 	defer r.t.mu.Unlock()
 	if r.t.readers[r.id] == r {
@@ -188,8 +169,9 @@ func (r *reader) finished() bool {
 	r.t.mu.Lock()
 	seen := r.seenAt
 	r.t.mu.Unlock()
-	idle := time.Since(r.lastGrowth) >= r.t.cfg.RotateWait
-	reachable := time.Since(seen) < 2*r.t.cfg.GlobInterval+r.t.cfg.PollInterval
+	now := r.t.clock.Now()
+	idle := now.Sub(r.lastGrowth) >= r.t.cfg.RotateWait
+	reachable := now.Sub(seen) < 2*r.t.cfg.GlobInterval+r.t.cfg.PollInterval
 	return idle && !reachable
 }
 
@@ -232,7 +214,7 @@ func (r *reader) readToEOF(ctx context.Context) bool {
 			r.t.Release(b)
 			return true
 		}
-		r.lastGrowth = time.Now()
+		r.lastGrowth = r.t.clock.Now()
 		data := buf[:n]
 		if r.skipping {
 			nl := bytes.IndexByte(data, '\n')
@@ -330,266 +312,4 @@ func (r *reader) ensureFingerprint() (uint64, int, error) {
 		r.t.mu.Unlock()
 	}
 	return fp, n, err
-}
-
-type followEnd int
-
-const (
-	endStop      followEnd = iota // ctx ended
-	endCheck                      // look at the file again: rotated, truncated, behind, or tail ended
-	endTruncated                  // the file was truncated under the follower
-)
-
-// follow hands on lines one by one as nxadm/tail delivers them, from the
-// read position, while the file keeps its name and the follower keeps up.
-func (r *reader) follow(ctx context.Context) followEnd {
-	_, _, _ = r.ensureFingerprint()
-	path := r.currentPath()
-	tl, err := tail.TailFile(path, tail.Config{
-		Location:      &tail.SeekInfo{Offset: r.off.Load(), Whence: io.SeekStart},
-		Follow:        true,
-		MustExist:     true, // opens now, so the identity check below covers the file it opened
-		Poll:          !r.t.cfg.Inotify,
-		CompleteLines: true,
-		Logger:        tail.DiscardingLogger,
-	})
-	if err != nil {
-		return endCheck
-	}
-	defer func() {
-		_ = tl.Stop()
-		if r.t.cfg.Inotify {
-			tl.Cleanup()
-		}
-	}()
-	if !r.live() {
-		return endCheck // renamed between the check and the open
-	}
-	tick := time.NewTicker(r.t.cfg.PollInterval)
-	defer tick.Stop()
-
-	var b *Batch
-	flush := func() bool {
-		if b == nil {
-			return true
-		}
-		b.Pos = r.position()
-		ok := r.t.send(ctx, b)
-		b = nil
-		_, _, _ = r.ensureFingerprint()
-		return ok
-	}
-	defer func() {
-		if b != nil {
-			r.t.Release(b)
-		}
-	}()
-	sinceCheck := 0
-	for {
-		var line *tail.Line
-		var ok bool
-		if b == nil {
-			select {
-			case <-ctx.Done():
-				return endStop
-			case line, ok = <-tl.Lines:
-			case <-tick.C:
-				if end, stop := r.check(path); stop {
-					return end
-				}
-				continue
-			}
-		} else {
-			// Lines that are ready go into the same batch; otherwise flush.
-			select {
-			case line, ok = <-tl.Lines:
-			default:
-				if !flush() {
-					return endStop
-				}
-				continue
-			}
-		}
-		if !ok || line.Err != nil {
-			if !flush() {
-				return endStop
-			}
-			return endCheck
-		}
-		off := r.off.Load()
-		if line.SeekInfo.Offset != off+int64(len(line.Text))+1 {
-			// Not the line after the read position: nxadm/tail reopened a
-			// truncated file. Drop it; the caller re-reads from the file.
-			if !flush() {
-				return endStop
-			}
-			return endTruncated
-		}
-		if b == nil {
-			b = r.t.getBatch(r.src)
-			b.Data = b.buf[:0]
-		}
-		if len(b.Data)+len(line.Text)+1 > cap(b.buf) {
-			if !flush() {
-				return endStop
-			}
-			b = r.t.getBatch(r.src)
-			b.Data = b.buf[:0]
-		}
-		if len(line.Text) > r.t.cfg.MaxLineBytes {
-			b.Dropped++
-		} else {
-			b.Data = append(b.Data, line.Text...)
-			b.Data = append(b.Data, '\n')
-		}
-		r.off.Store(line.SeekInfo.Offset)
-		r.lastGrowth = time.Now()
-		if sinceCheck++; sinceCheck >= 4096 {
-			sinceCheck = 0
-			if end, stop := r.check(path); stop {
-				if !flush() {
-					return endStop
-				}
-				return end
-			}
-		}
-	}
-}
-
-// check decides whether following must stop: the file was renamed or
-// truncated, or the follower is too far behind to keep reading line by line.
-func (r *reader) check(path string) (followEnd, bool) {
-	fi, err := r.f.Stat()
-	if err != nil {
-		return endCheck, true
-	}
-	switch {
-	case r.truncated(fi):
-		return endTruncated, true
-	case fi.Size()-r.off.Load() > r.t.cfg.CatchUpBytes:
-		return endCheck, true
-	case r.currentPath() != path || !r.live():
-		return endCheck, true
-	}
-	return 0, false
-}
-
-// recoverTruncated handles a file truncated (or replaced in place) after
-// the content described by old was read up to old.Offset: the lines between
-// old.Offset and the truncation are read from the copy, if one can be
-// found, and the file is read again from its start. seen is true when the
-// truncation was observed while following, false when found at start.
-func (r *reader) recoverTruncated(ctx context.Context, old Position, seen bool) bool {
-	t := r.t
-	recovered := old.FingerprintLen > 0 && r.readFromCopy(ctx, old)
-	if ctx.Err() != nil {
-		return false
-	}
-	switch {
-	case recovered:
-		t.stats[r.src].truncations.Add(1)
-		t.stats[r.src].recovered.Add(1)
-		t.log.Info("log file truncated; read the rest of its old content from the copy", "path", old.Path)
-	case seen:
-		t.stats[r.src].truncations.Add(1)
-		t.log.Warn("log file truncated and no copy of its old content found: lines written after the last read are lost",
-			"path", old.Path, "read_offset", old.Offset)
-	default:
-		t.log.Info("log file content changed since the checkpoint; reading it from the start", "path", old.Path)
-	}
-	t.mu.Lock()
-	r.fp, r.fpLen = 0, 0
-	t.mu.Unlock()
-	r.off.Store(0)
-	r.skipping = false
-	// Checkpoint the reset at once, so that a restart does not recover again.
-	return r.sendPosition(ctx)
-}
-
-// sendPosition hands on the read position without lines, so that the
-// consumer's checkpoint knows the file from the moment it is taken up.
-func (r *reader) sendPosition(ctx context.Context) bool {
-	b := r.t.getBatch(r.src)
-	b.Pos = r.position()
-	return r.t.send(ctx, b)
-}
-
-// readFromCopy finds the copy of old's content next to old.Path and reads
-// it from where old left off to its end.
-func (r *reader) readFromCopy(ctx context.Context, old Position) bool {
-	t := r.t
-	dir := filepath.Dir(old.Path)
-	t.mu.Lock()
-	var candidates []string
-	for id, c := range t.copies {
-		if c.owner == r {
-			delete(t.copies, id)
-		}
-	}
-	t.mu.Unlock()
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return false
-	}
-	for _, e := range entries {
-		if e.Type().IsRegular() && !t.excluded(e.Name()) {
-			candidates = append(candidates, filepath.Join(dir, e.Name()))
-		}
-	}
-	for _, name := range candidates {
-		f, err := os.Open(name)
-		if err != nil {
-			continue
-		}
-		fi, err := f.Stat()
-		id := idOf(fi)
-		if err != nil || id == r.id || !matchesFingerprint(f, old.Fingerprint, old.FingerprintLen) {
-			f.Close()
-			continue
-		}
-		t.mu.Lock()
-		if rr := t.readers[id]; rr != nil {
-			if !rr.pending {
-				t.mu.Unlock()
-				f.Close()
-				continue // already followed in its own right
-			}
-			// Found while its first line was being written: it is the copy.
-			rr.claimed = true
-			delete(t.readers, id)
-		}
-		start := old.Offset
-		if k, ok := t.known[id]; ok {
-			start = k.Offset // recovered before a restart: resume, do not repeat
-		}
-		t.mu.Unlock()
-		if fi.Size() < start {
-			f.Close()
-			continue
-		}
-		cp := &reader{t: t, src: r.src, f: f, id: id, path: name, fp: old.Fingerprint, fpLen: old.FingerprintLen}
-		cp.off.Store(start)
-		ok := cp.readToEOF(ctx)
-		f.Close()
-		if !ok {
-			return false
-		}
-		pos := cp.position()
-		t.mu.Lock()
-		delete(t.copies, id)
-		matched := t.sourceOf(name) >= 0
-		if matched {
-			t.known[id] = pos // a glob matches the copy: resume it where recovery ended
-		} else {
-			delete(t.known, id)
-		}
-		t.mu.Unlock()
-		// Checkpoint the copy's position even when nothing was left to read,
-		// so that a restart does not take it for a new file.
-		b := t.getBatch(r.src)
-		b.Pos, b.Retire = pos, !matched
-		t.send(ctx, b)
-		return true
-	}
-	return false
 }

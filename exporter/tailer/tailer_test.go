@@ -30,35 +30,26 @@ func newCollector() *collector {
 	return &collector{lines: map[string]int{}, positions: map[FileID]Position{}}
 }
 
-func (c *collector) consume(t *Tailer, stopAfter func(*collector) bool) {
-	for b := range t.Batches() {
-		c.mu.Lock()
-		for _, l := range bytes.SplitAfter(b.Data, []byte("\n")) {
-			if len(l) == 0 {
-				continue
-			}
-			s := strings.TrimSuffix(string(l), "\n")
-			c.lines[s]++
-			c.order = append(c.order, s)
+// add records a batch, as the ingest loop processes one.
+func (c *collector) add(t *Tailer, b *Batch) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, l := range bytes.SplitAfter(b.Data, []byte("\n")) {
+		if len(l) == 0 {
+			continue
 		}
-		c.dropped += b.Dropped
-		if b.Retire {
-			c.retired++
-			delete(c.positions, b.Pos.FileID)
-		} else {
-			c.positions[b.Pos.FileID] = b.Pos
-		}
-		stop := stopAfter != nil && stopAfter(c)
-		c.mu.Unlock()
-		t.Release(b)
-		if stop {
-			// Like a consumer that stops mid-stream: later batches are not processed.
-			for b := range t.Batches() {
-				t.Release(b)
-			}
-			return
-		}
+		s := strings.TrimSuffix(string(l), "\n")
+		c.lines[s]++
+		c.order = append(c.order, s)
 	}
+	c.dropped += b.Dropped
+	if b.Retire {
+		c.retired++
+		delete(c.positions, b.Pos.FileID)
+	} else {
+		c.positions[b.Pos.FileID] = b.Pos
+	}
+	t.Release(b)
 }
 
 func (c *collector) count() int {
@@ -114,33 +105,122 @@ func testConfig() Config {
 	return c
 }
 
-// start runs a tailer over sources with a collector; stop() waits for both.
-func start(t *testing.T, cfg Config, sources []string, known []Position, stopAfter func(*collector) bool) (*Tailer, *collector, func()) {
+// fakeClock is the tailer's time, moved by the test.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// harness runs a tailer on test wakers and a fake clock, and consumes its
+// batches into a collector in the test's own goroutine: after cycle, every
+// line written before it has been read and recorded, and nothing else.
+type harness struct {
+	t        *testing.T
+	tl       *Tailer
+	poll     *TestWaker
+	discover *TestWaker
+	clock    *fakeClock
+	c        *collector
+	cancel   context.CancelFunc
+	done     chan struct{}
+}
+
+func newHarness(t *testing.T, cfg Config, sources []string, known []Position) *harness {
 	t.Helper()
 	tl, err := New(cfg, sources, known, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := newCollector()
+	h := &harness{t: t, tl: tl, poll: NewTestWaker(), discover: NewTestWaker(),
+		clock: &fakeClock{now: time.Date(2025, 10, 24, 12, 0, 0, 0, time.UTC)}, c: newCollector(), done: make(chan struct{})}
+	tl.UseClock(Clock{Poll: h.poll, Discover: h.discover, Now: h.clock.Now})
 	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); tl.Run(ctx) }()
-	go func() { defer wg.Done(); c.consume(tl, stopAfter) }()
-	stop := func() { cancel(); wg.Wait() }
-	t.Cleanup(stop)
-	return tl, c, stop
+	h.cancel = cancel
+	go func() { defer close(h.done); tl.Run(ctx) }()
+	t.Cleanup(h.stop)
+	return h
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+// await consumes batches until ch is closed.
+func (h *harness) await(what string, ch <-chan struct{}) {
+	h.t.Helper()
+	timeout := time.NewTimer(20 * time.Second)
+	defer timeout.Stop()
+	for {
+		select {
+		case b, ok := <-h.tl.Batches():
+			if !ok {
+				h.t.Fatalf("tailer stopped while waiting for %s", what)
+			}
+			h.c.add(h.tl, b)
+		case <-ch:
+			return
+		case <-timeout.C:
+			h.t.Fatalf("timed out waiting for %s", what)
 		}
-		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// cycle runs discovery once, then wakes the readers, and returns when
+// readers of them wait again, with every batch they sent recorded.
+func (h *harness) cycle(readers int) {
+	h.t.Helper()
+	h.discover.WakeAll()
+	h.await("discovery", h.discover.Waiting(1))
+	h.poll.WakeAll()
+	h.await(fmt.Sprintf("%d readers", readers), h.poll.Waiting(readers))
+	// Readers that finished their file sent its last batch before leaving.
+	for {
+		left := h.tl.exits.Wake()
+		if h.tl.readerCount() == readers {
+			break
+		}
+		h.await("readers to leave", left)
+	}
+	for {
+		select {
+		case b := <-h.tl.Batches():
+			h.c.add(h.tl, b)
+		default:
+			return
+		}
+	}
+}
+
+// consumeUntil records batches until cond holds.
+func (h *harness) consumeUntil(what string, cond func(*collector) bool) {
+	h.t.Helper()
+	timeout := time.After(20 * time.Second)
+	for !cond(h.c) {
+		select {
+		case b := <-h.tl.Batches():
+			h.c.add(h.tl, b)
+		case <-timeout:
+			h.t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// stop ends the tailer; batches not consumed yet are not recorded, as a
+// consumer that stops mid-stream does not process them.
+func (h *harness) stop() {
+	h.cancel()
+	for b := range h.tl.Batches() {
+		h.tl.Release(b)
+	}
+	<-h.done
 }
 
 type writer struct {
@@ -184,24 +264,30 @@ func TestReadsBacklogThenFollows(t *testing.T) {
 	path := filepath.Join(dir, "access.log")
 	w := newWriter(t, path, "a")
 	w.write(1000)
-	_, c, _ := start(t, testConfig(), []string{path}, nil, nil)
-	waitFor(t, "backlog", func() bool { return c.count() == 1000 })
+	h := newHarness(t, testConfig(), []string{path}, nil)
+	h.cycle(1)
+	if n := h.c.count(); n != 1000 {
+		t.Fatalf("backlog: %d lines, want 1000", n)
+	}
 	w.write(10)
 	// A partial line is held back until its newline arrives.
 	if _, err := w.f.WriteString("a-001010"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "appended lines", func() bool { return c.count() == 1010 })
-	time.Sleep(50 * time.Millisecond) // several polls: the partial line must not appear
-	if c.count() != 1010 {
-		t.Fatalf("partial line handed on: %d lines", c.count())
+	h.cycle(1)
+	h.cycle(1)
+	if n := h.c.count(); n != 1010 {
+		t.Fatalf("%d lines after two polls with a partial line, want 1010", n)
 	}
 	if _, err := w.f.WriteString("\n"); err != nil {
 		t.Fatal(err)
 	}
 	w.n++
-	waitFor(t, "completed line", func() bool { return c.count() == 1011 })
-	c.exactlyOnce(t, "a", 1011)
+	h.cycle(1)
+	h.c.exactlyOnce(t, "a", 1011)
+	if n := h.c.count(); n != 1011 {
+		t.Fatalf("%d lines, want 1011", n)
+	}
 }
 
 func TestRenameRotationDrainsOldFile(t *testing.T) {
@@ -209,8 +295,9 @@ func TestRenameRotationDrainsOldFile(t *testing.T) {
 	path := filepath.Join(dir, "access.log")
 	w := newWriter(t, path, "r")
 	w.write(100)
-	tl, c, _ := start(t, testConfig(), []string{path}, nil, nil)
-	waitFor(t, "first lines", func() bool { return c.count() == 100 })
+	cfg := testConfig()
+	h := newHarness(t, cfg, []string{path}, nil)
+	h.cycle(1)
 	for round := 0; round < 3; round++ {
 		if err := os.Rename(path, fmt.Sprintf("%s.%d", path, round)); err != nil {
 			t.Fatal(err)
@@ -218,18 +305,21 @@ func TestRenameRotationDrainsOldFile(t *testing.T) {
 		w.write(50) // the writer has not reopened yet: these go to the renamed file
 		w.reopen()
 		w.write(100)
-		// A file that holds the name for less than a discovery interval is
-		// never seen; logrotate does not rotate that fast.
-		waitFor(t, "new file followed", func() bool { return c.count() == w.n })
+		// Discovery finds the new file; the old one is read to its end and
+		// kept while its writer may still write to it.
+		h.cycle(2)
+		if n := h.c.count(); n != w.n {
+			t.Fatalf("round %d: %d lines, want %d", round, n, w.n)
+		}
+		// Once idle for rotate_wait and out of discovery's sight, it goes.
+		h.clock.advance(cfg.RotateWait + 2*cfg.GlobInterval + cfg.PollInterval)
+		h.cycle(1)
+		if h.c.retired != round+1 {
+			t.Fatalf("round %d: %d files retired", round, h.c.retired)
+		}
 	}
-	waitFor(t, "all lines", func() bool { return c.count() == w.n })
-	c.exactlyOnce(t, "r", w.n)
-	waitFor(t, "rotated files retired", func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return c.retired == 3
-	})
-	if st := tl.Stats()[0]; st.Renames != 3 || st.Files != 1 {
+	h.c.exactlyOnce(t, "r", w.n)
+	if st := h.tl.Stats()[0]; st.Renames != 3 || st.Files != 1 {
 		t.Errorf("stats %+v, want 3 renames and 1 file", st)
 	}
 }
@@ -239,8 +329,8 @@ func TestCopyTruncateRecoversFromCopy(t *testing.T) {
 	path := filepath.Join(dir, "access.log")
 	w := newWriter(t, path, "c")
 	w.write(500)
-	tl, c, _ := start(t, testConfig(), []string{path}, nil, nil)
-	waitFor(t, "first lines", func() bool { return c.count() == 500 })
+	h := newHarness(t, testConfig(), []string{path}, nil)
+	h.cycle(1)
 	for round := 0; round < 2; round++ {
 		// Lines the tailer has not read when the copy is taken and the
 		// original truncated: only the copy holds them afterwards.
@@ -256,12 +346,15 @@ func TestCopyTruncateRecoversFromCopy(t *testing.T) {
 			t.Fatal(err)
 		}
 		w.write(200)
-		waitFor(t, "lines after truncation", func() bool { return c.count() == w.n })
+		h.cycle(1)
+		if n := h.c.count(); n != w.n {
+			t.Fatalf("round %d: %d lines, want %d", round, n, w.n)
+		}
 	}
-	c.exactlyOnce(t, "c", w.n)
-	st := tl.Stats()[0]
-	if st.Truncations < 1 || st.Recovered != st.Truncations {
-		t.Errorf("stats %+v: want every truncation recovered", st)
+	h.c.exactlyOnce(t, "c", w.n)
+	st := h.tl.Stats()[0]
+	if st.Truncations != 2 || st.Recovered != 2 {
+		t.Errorf("stats %+v: want two truncations, both recovered", st)
 	}
 }
 
@@ -270,22 +363,23 @@ func TestCopyMatchedByGlobIsNotCountedTwice(t *testing.T) {
 	path := filepath.Join(dir, "access.log")
 	w := newWriter(t, path, "g")
 	w.write(300)
-	_, c, _ := start(t, testConfig(), []string{filepath.Join(dir, "access.log*")}, nil, nil)
-	waitFor(t, "first lines", func() bool { return c.count() == 300 })
+	h := newHarness(t, testConfig(), []string{filepath.Join(dir, "access.log*")}, nil)
+	h.cycle(1)
 	data, _ := os.ReadFile(path)
 	if err := os.WriteFile(path+".1", data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond) // let discovery see the copy before the truncation
+	h.cycle(1) // discovery sees the copy, before the truncation, and does not read it
 	if err := w.f.Truncate(0); err != nil {
 		t.Fatal(err)
 	}
 	w.write(100)
-	waitFor(t, "new lines", func() bool { return c.count() >= 400 })
-	time.Sleep(100 * time.Millisecond)
-	c.exactlyOnce(t, "g", 400)
-	if c.count() != 400 {
-		t.Fatalf("%d lines, want 400", c.count())
+	h.cycle(1)
+	// From now on the copy is a file of its own, read from where recovery ended.
+	h.cycle(2)
+	h.c.exactlyOnce(t, "g", 400)
+	if n := h.c.count(); n != 400 {
+		t.Fatalf("%d lines, want 400", n)
 	}
 }
 
@@ -295,20 +389,23 @@ func TestResumeFromCheckpoint(t *testing.T) {
 	w := newWriter(t, path, "k")
 	w.write(20000)
 	// The first run processes a few batches, then stops consuming.
-	_, c1, stop1 := start(t, testConfig(), []string{path}, nil, func(c *collector) bool { return len(c.order) >= 5000 })
-	waitFor(t, "first run", func() bool { return c1.count() >= 5000 })
-	stop1()
-	known := c1.snapshot()
+	h1 := newHarness(t, testConfig(), []string{path}, nil)
+	h1.consumeUntil("5000 lines", func(c *collector) bool { return len(c.order) >= 5000 })
+	h1.stop()
+	known := h1.c.snapshot()
 	if len(known) != 1 || known[0].Offset == 0 || known[0].FingerprintLen == 0 {
 		t.Fatalf("checkpoint %+v", known)
 	}
 	w.write(1000)
-	_, c2, _ := start(t, testConfig(), []string{path}, known, nil)
-	waitFor(t, "second run", func() bool { return c1.count()+c2.count() == w.n })
-	for k, n := range c2.lines {
-		c1.lines[k] += n
+	h2 := newHarness(t, testConfig(), []string{path}, known)
+	h2.cycle(1)
+	if n := h1.c.count() + h2.c.count(); n != w.n {
+		t.Fatalf("%d lines in both runs, want %d", n, w.n)
 	}
-	c1.exactlyOnce(t, "k", w.n)
+	for k, n := range h2.c.lines {
+		h1.c.lines[k] += n
+	}
+	h1.c.exactlyOnce(t, "k", w.n)
 }
 
 func TestResumeAfterCopyTruncateWhileDown(t *testing.T) {
@@ -316,10 +413,10 @@ func TestResumeAfterCopyTruncateWhileDown(t *testing.T) {
 	path := filepath.Join(dir, "access.log")
 	w := newWriter(t, path, "d")
 	w.write(2000)
-	_, c1, stop1 := start(t, testConfig(), []string{path}, nil, nil)
-	waitFor(t, "first run", func() bool { return c1.count() == 2000 })
-	stop1()
-	known := c1.snapshot()
+	h1 := newHarness(t, testConfig(), []string{path}, nil)
+	h1.cycle(1)
+	h1.stop()
+	known := h1.c.snapshot()
 	w.write(700) // written while down, then rotated by copytruncate
 	data, _ := os.ReadFile(path)
 	if err := os.WriteFile(path+".1", data, 0o644); err != nil {
@@ -329,12 +426,15 @@ func TestResumeAfterCopyTruncateWhileDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.write(300)
-	_, c2, _ := start(t, testConfig(), []string{path}, known, nil)
-	waitFor(t, "second run", func() bool { return c1.count()+c2.count() == w.n })
-	for k, n := range c2.lines {
-		c1.lines[k] += n
+	h2 := newHarness(t, testConfig(), []string{path}, known)
+	h2.cycle(1)
+	if n := h1.c.count() + h2.c.count(); n != w.n {
+		t.Fatalf("%d lines in both runs, want %d", n, w.n)
 	}
-	c1.exactlyOnce(t, "d", w.n)
+	for k, n := range h2.c.lines {
+		h1.c.lines[k] += n
+	}
+	h1.c.exactlyOnce(t, "d", w.n)
 }
 
 func TestResumeRotatedAwayWhileDown(t *testing.T) {
@@ -342,22 +442,25 @@ func TestResumeRotatedAwayWhileDown(t *testing.T) {
 	path := filepath.Join(dir, "access.log")
 	w := newWriter(t, path, "o")
 	w.write(1000)
-	_, c1, stop1 := start(t, testConfig(), []string{path}, nil, nil)
-	waitFor(t, "first run", func() bool { return c1.count() == 1000 })
-	stop1()
-	known := c1.snapshot()
+	h1 := newHarness(t, testConfig(), []string{path}, nil)
+	h1.cycle(1)
+	h1.stop()
+	known := h1.c.snapshot()
 	w.write(400)
 	if err := os.Rename(path, path+".1"); err != nil {
 		t.Fatal(err)
 	}
 	w.reopen()
 	w.write(100)
-	_, c2, _ := start(t, testConfig(), []string{path}, known, nil)
-	waitFor(t, "second run", func() bool { return c1.count()+c2.count() == w.n })
-	for k, n := range c2.lines {
-		c1.lines[k] += n
+	h2 := newHarness(t, testConfig(), []string{path}, known)
+	h2.cycle(2) // the new file, and the old one found by its identity
+	if n := h1.c.count() + h2.c.count(); n != w.n {
+		t.Fatalf("%d lines in both runs, want %d", n, w.n)
 	}
-	c1.exactlyOnce(t, "o", w.n)
+	for k, n := range h2.c.lines {
+		h1.c.lines[k] += n
+	}
+	h1.c.exactlyOnce(t, "o", w.n)
 }
 
 func TestGlobFindsNewFilesAndStartEnd(t *testing.T) {
@@ -366,22 +469,23 @@ func TestGlobFindsNewFilesAndStartEnd(t *testing.T) {
 	old.write(100)
 	cfg := testConfig()
 	cfg.Start = StartEnd
-	_, c, _ := start(t, cfg, []string{filepath.Join(dir, "*.log")}, nil, nil)
-	time.Sleep(50 * time.Millisecond)
+	h := newHarness(t, cfg, []string{filepath.Join(dir, "*.log")}, nil)
+	h.cycle(1)
 	old.write(10) // after the start: read
 	nw := newWriter(t, filepath.Join(dir, "b.log"), "new")
 	nw.write(25) // a file that appears later is read whole
 	gz := newWriter(t, filepath.Join(dir, "c.log.gz"), "gz")
-	gz.write(5)
-	waitFor(t, "lines", func() bool { return c.count() == 35 })
-	c.mu.Lock()
+	gz.write(5) // excluded
+	h.cycle(2)
+	if n := h.c.count(); n != 35 {
+		t.Fatalf("%d lines, want 35", n)
+	}
 	for i := 0; i < 10; i++ {
-		if c.lines[fmt.Sprintf("old-%06d", 100+i)] != 1 {
+		if h.c.lines[fmt.Sprintf("old-%06d", 100+i)] != 1 {
 			t.Errorf("line old-%06d not seen once", 100+i)
 		}
 	}
-	c.mu.Unlock()
-	c.exactlyOnce(t, "new", 25)
+	h.c.exactlyOnce(t, "new", 25)
 }
 
 func TestLongLinesDroppedAndCounted(t *testing.T) {
@@ -396,36 +500,102 @@ func TestLongLinesDroppedAndCounted(t *testing.T) {
 	long := strings.Repeat("x", 5<<20)
 	mid := strings.Repeat("y", 280<<10)
 	fmt.Fprintf(f, "l-000000\n%s\nl-000001\n%s\nl-000002\n", long, mid)
-	_, c, _ := start(t, cfg, []string{path}, nil, nil)
-	waitFor(t, "lines", func() bool { return c.count() == 4 })
+	h := newHarness(t, cfg, []string{path}, nil)
+	h.cycle(1)
+	if n := h.c.count(); n != 4 {
+		t.Fatalf("%d lines at start, want 4", n)
+	}
 	// The same while following.
 	fmt.Fprintf(f, "%s\nl-000003\n", long)
-	waitFor(t, "followed lines", func() bool { return c.count() == 5 })
+	h.cycle(1)
 	// A long line that arrives in parts: its tail must not become a line.
 	split := len(long) - 1000
 	fmt.Fprint(f, long[:split])
-	time.Sleep(50 * time.Millisecond) // several polls inside the line
+	h.cycle(1)
+	h.cycle(1) // polls inside the line
 	fmt.Fprintf(f, "%s\nl-000004\n", long[split:])
-	waitFor(t, "line after a split long line", func() bool { return c.count() == 6 })
-	time.Sleep(50 * time.Millisecond)
-	c.exactlyOnce(t, "l", 5)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.order) != 6 || c.dropped != 3 || c.lines[mid] != 1 {
-		t.Errorf("%d lines (want 6), dropped %d (want 3), mid-size line seen %d times (want 1)", len(c.order), c.dropped, c.lines[mid])
+	h.cycle(1)
+	h.c.exactlyOnce(t, "l", 5)
+	if len(h.c.order) != 6 || h.c.dropped != 3 || h.c.lines[mid] != 1 {
+		t.Errorf("%d lines (want 6), dropped %d (want 3), mid-size line seen %d times (want 1)", len(h.c.order), h.c.dropped, h.c.lines[mid])
 	}
 }
 
-func TestFollowerFallingBehindCatchesUp(t *testing.T) {
+func TestBurstIsReadWhole(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "access.log")
 	w := newWriter(t, path, "f")
 	w.write(10)
-	_, c, _ := start(t, testConfig(), []string{path}, nil, nil)
-	waitFor(t, "first lines", func() bool { return c.count() == 10 })
-	w.write(300000) // ~4.5 MB at once: beyond catch_up_bytes
-	waitFor(t, "burst", func() bool { return c.count() == w.n })
-	c.exactlyOnce(t, "f", w.n)
+	h := newHarness(t, testConfig(), []string{path}, nil)
+	h.cycle(1)
+	w.write(300000) // ~4.5 MB at once
+	h.cycle(1)
+	h.c.exactlyOnce(t, "f", w.n)
+}
+
+// realTimeLines runs tl on the real clock and returns a function that
+// waits, at most 20 s, until n lines were read.
+func realTimeLines(t *testing.T, tl *Tailer) func(n int, what string) *collector {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go tl.Run(ctx)
+	c := newCollector()
+	return func(n int, what string) *collector {
+		deadline := time.After(20 * time.Second)
+		for c.count() < n {
+			select {
+			case b := <-tl.Batches():
+				c.add(tl, b)
+			case <-deadline:
+				t.Fatalf("%d lines read, want %d: %s", c.count(), n, what)
+			}
+		}
+		return c
+	}
+}
+
+// Each tailer polls at its own interval: a reload's poll_interval applies.
+// (nxadm/tail polled at a package-wide interval that the first tailer set.)
+func TestPollIntervalIsPerTailer(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "access.log")
+	w := newWriter(t, path, "p")
+	w.write(1)
+	slow := testConfig()
+	slow.PollInterval = time.Hour
+	first, err := New(slow, []string{path}, nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	realTimeLines(t, first)(1, "the first tailer's backlog")
+	fast, err := New(testConfig(), []string{path}, nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := realTimeLines(t, fast)
+	lines(1, "the second tailer's backlog")
+	w.write(1) // seen at the next poll, 10 ms away, not an hour
+	lines(2, "the second tailer polls at the first one's interval").exactlyOnce(t, "p", 2)
+}
+
+// With inotify, a write wakes the reader: an appended line is read though
+// the fallback poll is hours away.
+func TestInotifyWakesReaders(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "access.log")
+	w := newWriter(t, path, "i")
+	w.write(1)
+	cfg := testConfig()
+	cfg.Inotify = true
+	cfg.PollInterval = time.Hour
+	tl, err := New(cfg, []string{path}, nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := realTimeLines(t, tl)
+	lines(1, "backlog")
+	w.write(1)
+	lines(2, "no inotify wakeup").exactlyOnce(t, "i", 2)
 }
 
 func TestConfigValidate(t *testing.T) {
