@@ -62,14 +62,16 @@ func (p promAPI) QueryRange(ctx context.Context, q string, start, end time.Time,
 }
 
 // PrometheusSource reads the exporter's series from Prometheus: increases
-// over the window, the hourly and daily profiles as range queries, and
-// GPU utilisation when DCGM or nvidia exporter series are there.
+// over the window, the hourly and daily profiles, and GPU utilisation when
+// DCGM or nvidia exporter series are there.
 //
 // A plain increase(m[90d]) loads every raw sample of the window into memory
 // at once and trips Prometheus' query.max-samples (50M) at a few hundred
 // series. Every window figure is therefore a sum of hourly increases, as a
-// subquery evaluated at the next full hour: Prometheus holds one hour of raw
-// samples per series at a time, and 24 x days points per output series.
+// subquery: Prometheus holds one hour of raw samples per series at a time,
+// and 24 x days points per output series. The hours are counted back from
+// the time of the analysis, so the window ends exactly then, wherever the
+// clock hour falls.
 type PrometheusSource struct {
 	Q       Querier
 	URL     string
@@ -79,30 +81,47 @@ type PrometheusSource struct {
 // Name identifies the source in the JSON.
 func (p *PrometheusSource) Name() string { return "prometheus " + p.URL }
 
-// hourly sums hourly increases of metric by labels over the window ending at
-// the evaluation time.
-func hourly(metric, by string, days int) string {
-	return fmt.Sprintf("sum_over_time((sum by (%s) (increase(%s[1h])))[%dd:1h])", by, metric, days)
+// hourly sums hourly increases of metric by labels over days days. Evaluated
+// at a full hour, the subquery's steps fall on full hours; the offset moves
+// every hour back by shift, so that the last one ends at the full hour minus
+// shift.
+func hourly(metric, by string, days int, shift time.Duration) string {
+	offset := ""
+	if shift > 0 {
+		offset = fmt.Sprintf(" offset %dms", shift.Milliseconds())
+	}
+	return fmt.Sprintf("sum_over_time((sum by (%s) (increase(%s[1h]%s)))[%dd:1h])", by, metric, offset, days)
 }
 
-// Snapshot queries the window of days hours ending at the next full hour
-// (so every sample up to now counts). Queries run in parallel; any failure
-// fails the snapshot (no partial figures).
+// profileStep is the step at which the profiles read a sum: at most 10,000
+// points (Prometheus answers at most 11,000 per series), and a divisor of
+// an hour, so that no step straddles a clock hour.
+func profileStep(days int) time.Duration {
+	for _, step := range []time.Duration{10 * time.Second, 15 * time.Second, 20 * time.Second, 30 * time.Second,
+		time.Minute, 2 * time.Minute, 5 * time.Minute, 10 * time.Minute, 15 * time.Minute, 20 * time.Minute, 30 * time.Minute} {
+		if time.Duration(days)*24*time.Hour/step <= 10000 {
+			return step
+		}
+	}
+	return time.Hour
+}
+
+// Snapshot queries the window of days days ending at now. Queries run in
+// parallel; any failure fails the snapshot (no partial figures).
 func (p *PrometheusSource) Snapshot(ctx context.Context, days int, now time.Time) (*Snapshot, error) {
 	if p.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, p.Timeout)
 		defer cancel()
 	}
+	// Window sums are evaluated at the next full hour, shifted back to now.
 	evalAt := now.Truncate(time.Hour)
 	if evalAt.Before(now) {
 		evalAt = evalAt.Add(time.Hour)
 	}
 	s := newSnapshot(days, now)
-	s.Start = evalAt.Add(-time.Duration(days) * 24 * time.Hour)
-	s.Window = s.End.Sub(s.Start)
 	s.Source = p.Name()
-	inc := func(metric, by string) string { return hourly(metric, by, days) }
+	inc := func(metric, by string) string { return hourly(metric, by, days, evalAt.Sub(now)) }
 	var mu sync.Mutex
 	var errs []error
 	var wg sync.WaitGroup
@@ -124,18 +143,40 @@ func (p *PrometheusSource) Snapshot(ctx context.Context, days int, now time.Time
 	}
 	instant := func(q string, f func(model.Vector)) { query(q, evalAt, f) }
 	gauge := func(q string, f func(model.Vector)) { query(q, now, f) }
-	ranged := func(q string, step time.Duration, f func(model.Matrix)) {
+	// profile reads the sum q at every step of the window (on the clock's
+	// step boundaries) and at now, and hands on each increase with the end
+	// of the step it happened in: no increase is lost between two points,
+	// and none is put in the wrong hour.
+	step := profileStep(days)
+	profile := func(q string, f func(end time.Time, inc float64)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			m, err := p.Q.QueryRange(ctx, q, s.Start.Add(step), evalAt, step)
+			first := s.Start.Truncate(step)
+			m, err := p.Q.QueryRange(ctx, q, first, now, step)
+			var last model.Vector
+			if err == nil {
+				last, err = p.Q.Query(ctx, q, now)
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", q, err))
 				return
 			}
-			f(m)
+			var points []model.SamplePair
+			if len(m) > 0 {
+				points = m[0].Values
+			}
+			if len(last) > 0 && (len(points) == 0 || points[len(points)-1].Timestamp.Time().Before(now)) {
+				points = append(points, model.SamplePair{Timestamp: model.TimeFromUnixNano(now.UnixNano()), Value: last[0].Value})
+			}
+			for i := 1; i < len(points); i++ {
+				// A sum that drops lost a series or had one reset: count no increase.
+				if d := float64(points[i].Value - points[i-1].Value); d > 0 && points[i].Timestamp.Time().After(s.Start) {
+					f(points[i].Timestamp.Time().UTC(), d)
+				}
+			}
 		}()
 	}
 	each := func(f func(l model.Metric, v float64)) func(model.Vector) {
@@ -216,36 +257,26 @@ func (p *PrometheusSource) Snapshot(ctx context.Context, days int, now time.Time
 			each(func(_ model.Metric, v float64) { *dst = v }))
 	}
 
-	// One point per hour: the point at t counts the hour before it.
-	hourOf := func(t model.Time) time.Time { return t.Time().UTC().Add(-time.Minute) }
+	// The profiles put each increase in the hour and day it ended in.
+	inStep := func(end time.Time) time.Time { return end.Add(-time.Nanosecond) }
 	daily := map[string]*DayUsage{}
-	day := func(t model.Time) *DayUsage {
-		d := hourOf(t).Truncate(24 * time.Hour)
+	day := func(end time.Time) *DayUsage {
+		d := inStep(end).Truncate(24 * time.Hour)
 		k := d.Format("2006-01-02")
 		if daily[k] == nil {
 			daily[k] = &DayUsage{Date: d}
 		}
 		return daily[k]
 	}
-	ranged("sum(increase(usage_requests_total[1h]))", time.Hour, func(m model.Matrix) {
-		s.Hourly = make([]float64, 24)
-		for _, series := range m {
-			for _, pt := range series.Values {
-				s.Hourly[hourOf(pt.Timestamp).Hour()] += float64(pt.Value)
-				day(pt.Timestamp).Calls += float64(pt.Value)
-			}
-		}
+	s.Hourly = make([]float64, 24)
+	profile("sum(usage_requests_total)", func(end time.Time, inc float64) {
+		s.Hourly[inStep(end).Hour()] += inc
+		day(end).Calls += inc
 	})
-	// Two queries: increase() drops the metric name, and the per-call cost
-	// and egress series of a service would then collide.
+	// Two sums: the per-call cost and the egress series of a service share
+	// their labels.
 	for _, metric := range []string{"usage_cost_dollars_total", "usage_egress_cost_dollars_total"} {
-		ranged(fmt.Sprintf("sum(increase(%s[1h]))", metric), time.Hour, func(m model.Matrix) {
-			for _, series := range m {
-				for _, pt := range series.Values {
-					day(pt.Timestamp).Cost += float64(pt.Value)
-				}
-			}
-		})
+		profile("sum("+metric+")", func(end time.Time, inc float64) { day(end).Cost += inc })
 	}
 
 	var gpuUtil, gpuCount float64
