@@ -13,8 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/expfmt"
-	"github.com/usage-exporter/usage-exporter/exporter/tailer"
 	"github.com/usage-exporter/usage-exporter/exporter/quota"
+	"github.com/usage-exporter/usage-exporter/exporter/tailer"
 	"github.com/usage-exporter/usage-exporter/plans"
 	"github.com/usage-exporter/usage-exporter/pricing"
 )

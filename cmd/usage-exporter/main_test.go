@@ -367,7 +367,7 @@ func TestVsockListener(t *testing.T) {
 	}
 	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
 	waitFor(t, "metrics on the TCP address", func() bool { return strings.Contains(scrape(addr), "usage_exporter_build_info") })
-	if want := fmt.Sprintf(`msg="Listening on" address=vm(`); !strings.Contains(stderr.String(), want) ||
+	if want := `msg="Listening on" address=vm(`; !strings.Contains(stderr.String(), want) ||
 		!strings.Contains(stderr.String(), fmt.Sprintf("):%d\n", port)) {
 		t.Errorf("no vsock listener on port %d in the log:\n%s", port, stderr.String())
 	}
