@@ -183,21 +183,20 @@ func (c *counter) user(slot int) *userSeries {
 }
 
 func (c *counter) userRequests(us *userSeries, tier, svc int) prometheus.Counter {
-	k := uint32(tier)<<16 | uint32(svc)
-	uc, ok := us.requests[k]
-	if !ok {
-		uc = c.m.userRequests.WithLabelValues(us.label, c.tiers[tier], c.services[svc].name)
-		us.requests[k] = uc
-	}
-	return uc
+	return c.userService(us.requests, c.m.userRequests, us.label, tier, svc)
 }
 
 func (c *counter) userCost(us *userSeries, tier, svc int) prometheus.Counter {
+	return c.userService(us.cost, c.m.userCost, us.label, tier, svc)
+}
+
+// userService is the series of vec for a user, tier and service, cached.
+func (c *counter) userService(cache map[uint32]prometheus.Counter, vec *prometheus.CounterVec, label string, tier, svc int) prometheus.Counter {
 	k := uint32(tier)<<16 | uint32(svc)
-	uc, ok := us.cost[k]
+	uc, ok := cache[k]
 	if !ok {
-		uc = c.m.userCost.WithLabelValues(us.label, c.tiers[tier], c.services[svc].name)
-		us.cost[k] = uc
+		uc = vec.WithLabelValues(label, c.tiers[tier], c.services[svc].name)
+		cache[k] = uc
 	}
 	return uc
 }

@@ -151,13 +151,7 @@ func TestResumeFromCheckpoint(t *testing.T) {
 	w.write(1000)
 	h2 := newHarness(t, testConfig(), []string{path}, known)
 	h2.cycle(1)
-	if n := h1.c.count() + h2.c.count(); n != w.n {
-		t.Fatalf("%d lines in both runs, want %d", n, w.n)
-	}
-	for k, n := range h2.c.lines {
-		h1.c.lines[k] += n
-	}
-	h1.c.exactlyOnce(t, "k", w.n)
+	bothRuns(t, h1.c, h2.c, "k", w.n)
 }
 
 func TestResumeAfterCopyTruncateWhileDown(t *testing.T) {
@@ -180,13 +174,7 @@ func TestResumeAfterCopyTruncateWhileDown(t *testing.T) {
 	w.write(300)
 	h2 := newHarness(t, testConfig(), []string{path}, known)
 	h2.cycle(1)
-	if n := h1.c.count() + h2.c.count(); n != w.n {
-		t.Fatalf("%d lines in both runs, want %d", n, w.n)
-	}
-	for k, n := range h2.c.lines {
-		h1.c.lines[k] += n
-	}
-	h1.c.exactlyOnce(t, "d", w.n)
+	bothRuns(t, h1.c, h2.c, "d", w.n)
 }
 
 func TestResumeRotatedAwayWhileDown(t *testing.T) {
@@ -206,13 +194,7 @@ func TestResumeRotatedAwayWhileDown(t *testing.T) {
 	w.write(100)
 	h2 := newHarness(t, testConfig(), []string{path}, known)
 	h2.cycle(2) // the new file, and the old one found by its identity
-	if n := h1.c.count() + h2.c.count(); n != w.n {
-		t.Fatalf("%d lines in both runs, want %d", n, w.n)
-	}
-	for k, n := range h2.c.lines {
-		h1.c.lines[k] += n
-	}
-	h1.c.exactlyOnce(t, "o", w.n)
+	bothRuns(t, h1.c, h2.c, "o", w.n)
 }
 
 func TestGlobFindsNewFilesAndStartEnd(t *testing.T) {
@@ -368,4 +350,16 @@ func TestConfigValidate(t *testing.T) {
 			t.Errorf("Validate() = %v, want prefix %q", err, tc.want)
 		}
 	}
+}
+
+// bothRuns checks that two runs together read lines 0..n-1 once each.
+func bothRuns(t *testing.T, first, second *collector, prefix string, n int) {
+	t.Helper()
+	if got := first.count() + second.count(); got != n {
+		t.Fatalf("%d lines in both runs, want %d", got, n)
+	}
+	for k, c := range second.lines {
+		first.lines[k] += c
+	}
+	first.exactlyOnce(t, prefix, n)
 }
