@@ -1,24 +1,23 @@
 package pricing
 
 import (
-	"bytes"
 	"crypto/sha256"
 	_ "embed"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 
+	"github.com/usage-exporter/usage-exporter/internal/configfile"
 	"github.com/usage-exporter/usage-exporter/internal/fielderr"
-	"gopkg.in/yaml.v3"
 )
 
 //go:embed default-prices.yml
@@ -150,40 +149,26 @@ type priceFile struct {
 	Aliases map[string]string `yaml:"aliases,omitempty"`
 }
 
-func parseYAML(data []byte) (map[string]*Entry, map[string]string, error) {
-	var f priceFile
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
-		return nil, nil, fielderr.YAML(err)
-	}
-	keys := make([]string, 0, len(f.Models))
-	for k := range f.Models {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+// Validate checks every model's prices, in name order.
+func (f *priceFile) Validate() error {
+	for _, k := range slices.Sorted(maps.Keys(f.Models)) {
 		e := f.Models[k]
 		if e == nil {
-			return nil, nil, withLine(data, fielderr.New("models."+k, "has no prices"))
+			return fielderr.New("models."+k, "has no prices")
 		}
 		if err := e.validate(); err != nil {
-			return nil, nil, withLine(data, fielderr.Under("models."+k, err))
+			return fielderr.Under("models."+k, err)
 		}
 	}
-	return f.Models, f.Aliases, nil
+	return nil
 }
 
-// withLine prefixes a field error with its line in data.
-func withLine(data []byte, err error) error {
-	var fe *fielderr.Error
-	var root yaml.Node
-	if errors.As(err, &fe) && yaml.Unmarshal(data, &root) == nil {
-		if line := fielderr.Line(&root, fe.Path); line > 0 {
-			return fmt.Errorf("line %d: %w", line, err)
-		}
+func parseYAML(data []byte) (map[string]*Entry, map[string]string, error) {
+	var f priceFile
+	if err := configfile.Parse(data, &f); err != nil {
+		return nil, nil, err
 	}
-	return err
+	return f.Models, f.Aliases, nil
 }
 
 func (e *Entry) validate() error {
