@@ -93,6 +93,7 @@ type RedisCache struct {
 	// do not each wait for a dial timeout while it is away.
 	downUntil  atomic.Int64
 	retryAfter time.Duration
+	now        func() time.Time
 }
 
 // redisRetryAfter is how long Redis is skipped after a failure.
@@ -102,14 +103,14 @@ var errCacheSkipped = errors.New("redis cache skipped after a recent failure")
 
 // do runs op unless Redis failed recently, and notes a failure.
 func (c *RedisCache) do(ctx context.Context, op func(ctx context.Context) error) error {
-	if time.Now().UnixNano() < c.downUntil.Load() {
+	if c.now().UnixNano() < c.downUntil.Load() {
 		return errCacheSkipped
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	err := op(ctx)
 	if err != nil && !errors.Is(err, redis.Nil) {
-		c.downUntil.Store(time.Now().Add(c.retryAfter).UnixNano())
+		c.downUntil.Store(c.now().Add(c.retryAfter).UnixNano())
 	}
 	return err
 }
@@ -123,7 +124,7 @@ func NewRedisCache(url, prefix string, timeout time.Duration) (*RedisCache, erro
 	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = timeout, timeout, timeout
 	opts.MaxRetries, opts.DialerRetries = 1, 1
 	return &RedisCache{client: redis.NewClient(opts), prefix: prefix, timeout: timeout, retryAfter: redisRetryAfter,
-		owner: fmt.Sprintf("%d", time.Now().UnixNano())}, nil
+		now: time.Now, owner: fmt.Sprintf("%d", time.Now().UnixNano())}, nil
 }
 
 // Close closes the connections.

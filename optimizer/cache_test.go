@@ -13,12 +13,15 @@ import (
 // Sidecars sharing Redis share one computation per window.
 func TestRedisCacheShared(t *testing.T) {
 	srv := redistest.Start(t)
+	var clockMu sync.Mutex
+	clock := time.Date(2025, 10, 24, 12, 0, 0, 0, time.UTC)
+	now := func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return clock }
 	engine := func() (*Engine, *fixedSource) {
 		c, err := NewRedisCache(srv.URL(), "usage_optimizer:", time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
-		c.retryAfter = 200 * time.Millisecond
+		c.now = now
 		t.Cleanup(func() { c.Close() })
 		src := &fixedSource{snap: week}
 		e := NewEngine(src, c, mustSettings(t))
@@ -82,7 +85,9 @@ func TestRedisCacheShared(t *testing.T) {
 	}
 	// Redis back: shared again once the skip period has passed.
 	srv.Restart()
-	time.Sleep(300 * time.Millisecond)
+	clockMu.Lock()
+	clock = clock.Add(redisRetryAfter)
+	clockMu.Unlock()
 	srcA.fail(nil)
 	a.TTL = time.Minute
 	if _, err := a.Report(ctx, 60); err != nil {
