@@ -3,9 +3,9 @@ package exporter
 import (
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/usage-exporter/usage-exporter/exporter/classify"
 	"github.com/usage-exporter/usage-exporter/exporter/dedup"
+	"github.com/usage-exporter/usage-exporter/exporter/series"
 	"github.com/usage-exporter/usage-exporter/plans"
 	"github.com/usage-exporter/usage-exporter/pricing"
 )
@@ -50,7 +50,7 @@ type attributor struct {
 	models        *modelTable
 	dups          *dedup.Window
 	dupConfig     dedup.Config
-	routeOverflow prometheus.Counter
+	routeOverflow *series.Series
 	now           func() time.Time
 }
 
@@ -60,9 +60,9 @@ func newAttributor(cfg *Config, m *Metrics, prices *pricing.Table, tiers *plans.
 		return nil, err
 	}
 	a := &attributor{classifier: cl, tiers: tiers, dupConfig: cfg.Duplicates, now: time.Now,
-		users:         newUserLabels(cfg.Users, m.seriesOverflow.WithLabelValues(overflowUser)),
-		models:        newModelTable(prices, cfg.Pricing.MaxModels, m.seriesOverflow.WithLabelValues(overflowModel)),
-		routeOverflow: m.seriesOverflow.WithLabelValues(overflowRoute)}
+		users:         newUserLabels(cfg.Users, m.seriesOverflow.With(overflowUser)),
+		models:        newModelTable(prices, cfg.Pricing.MaxModels, m.seriesOverflow.With(overflowModel)),
+		routeOverflow: m.seriesOverflow.With(overflowRoute)}
 	for _, name := range cl.Services() {
 		a.perCall = append(a.perCall, max(cfg.Pricing.PerCall[name], 0))
 	}
@@ -162,10 +162,10 @@ type modelTable struct {
 	models   []modelInfo
 	max      int
 	other    int // -1 until needed
-	overflow prometheus.Counter
+	overflow *series.Series
 }
 
-func newModelTable(prices *pricing.Table, maxModels int, overflow prometheus.Counter) *modelTable {
+func newModelTable(prices *pricing.Table, maxModels int, overflow *series.Series) *modelTable {
 	return &modelTable{prices: prices, byName: map[string]int{}, max: maxModels, other: -1, overflow: overflow}
 }
 

@@ -133,7 +133,7 @@ func backlogOnce(b *testing.B, path, format string, lines int) time.Duration {
 		}
 	}
 	src := in.sources[0]
-	got := testutil.ToFloat64(src.parsed) + testutil.ToFloat64(src.invalid) + testutil.ToFloat64(src.filtered)
+	got := src.parsed.Value() + src.invalid.Value() + src.filtered.Value()
 	if int(got) != lines {
 		b.Fatalf("ingested %v lines, want %d", got, lines)
 	}
@@ -173,7 +173,8 @@ func BenchmarkScrape(b *testing.B) {
 	}
 	q := newQuotas(in.ledger.store, cfg)
 	reg.MustRegister(q)
-	h := newMux(reg, q, Options{}, discardLogger(), new(atomic.Bool), nil)
+	publish(in)
+	h := newMux(reg, reg, in.count.m.Lines, q, Options{}, discardLogger(), new(atomic.Bool), nil)
 	// What Prometheus asks for: text, or protobuf when native histograms are
 	// enabled; gzip either way.
 	for _, accept := range []struct{ name, header string }{
@@ -254,7 +255,7 @@ func followOnce(b *testing.B, chunks [][]byte, lines int) time.Duration {
 	go decodeLoop(t, d, events)
 	src := in.sources[0]
 	count := func() int {
-		return int(testutil.ToFloat64(src.parsed) + testutil.ToFloat64(src.invalid) + testutil.ToFloat64(src.filtered))
+		return int(src.parsed.Value() + src.invalid.Value() + src.filtered.Value())
 	}
 	for eb := range events { // wait until the first chunk is in: following has begun
 		in.ingest(eb)

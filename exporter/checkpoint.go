@@ -6,11 +6,10 @@ import (
 
 	"github.com/usage-exporter/usage-exporter/exporter/litellm"
 	"github.com/usage-exporter/usage-exporter/exporter/quota"
+	"github.com/usage-exporter/usage-exporter/exporter/series"
 	"github.com/usage-exporter/usage-exporter/exporter/tailer"
 	"github.com/usage-exporter/usage-exporter/plans"
 )
-
-const checkpointFile = "checkpoint.json"
 
 // checkpoint is the state file: where every file was read to, LiteLLM's
 // counters as applied, and the ledger's part.
@@ -21,6 +20,10 @@ type checkpoint struct {
 	// LiteLLM holds its counters as last applied, so that a restart adds
 	// only what LiteLLM counted since.
 	LiteLLM *litellm.Counters `json:"litellm,omitempty"`
+	// FirstTimes and LastTimes are the oldest and newest line times the
+	// counters hold, by source.
+	FirstTimes map[string]float64 `json:"first_times,omitempty"`
+	LastTimes  map[string]float64 `json:"last_times,omitempty"`
 	quota.Saved
 }
 
@@ -36,13 +39,14 @@ type carried struct {
 	positions  []tailer.Position
 	litellm    *litellm.Counters
 	firstTimes map[string]float64
+	lastTimes  map[string]float64
 	period     quota.Period   // the ledger's current period
 	tierOf     map[string]int // the users' tiers as last resolved
 	tierNames  []string       // what the tier indexes of tierOf name
 }
 
 func (cp *checkpoint) carried() carried {
-	c := carried{positions: cp.Positions}
+	c := carried{positions: cp.Positions, firstTimes: cp.FirstTimes, lastTimes: cp.LastTimes}
 	if cp.LiteLLM != nil {
 		c.litellm = cp.LiteLLM.Decode()
 	}
@@ -87,6 +91,7 @@ type snapshot struct {
 	data  []byte
 	quota *quota.Checkpoint
 	view  *quotaView
+	lines *series.Snapshot
 }
 
 // snapshot captures the pipeline's state at this point of the stream.
@@ -97,9 +102,10 @@ func (in *ingester) snapshot(written time.Time) *snapshot {
 	}
 	resume, _ := json.Marshal(rs)
 	qc := in.ledger.store.Checkpoint(resume)
-	cp := checkpoint{Version: 1, Written: written.UTC(), Positions: rs.Positions, LiteLLM: rs.LiteLLM, Saved: qc.Saved}
-	data, _ := json.Marshal(cp)
-	return &snapshot{data: data, quota: qc, view: in.quotaView()}
+	cp := checkpoint{Version: 2, Written: written.UTC(), Positions: rs.Positions, LiteLLM: rs.LiteLLM,
+		FirstTimes: in.firstTimes, LastTimes: in.lastTimes, Saved: qc.Saved}
+	lines := in.count.m.Lines.Snapshot()
+	return &snapshot{data: encodeState(&cp, lines.Encode(nil)), quota: qc, view: in.quotaView(), lines: lines}
 }
 
 // quotaView is the current period and the users' tiers and labels.
@@ -114,6 +120,6 @@ func (in *ingester) quotaView() *quotaView {
 
 // carry is what the next pipeline continues from.
 func (in *ingester) carry() carried {
-	return carried{positions: in.positionList(), litellm: in.litellm, firstTimes: in.firstTimes,
+	return carried{positions: in.positionList(), litellm: in.litellm, firstTimes: in.firstTimes, lastTimes: in.lastTimes,
 		period: in.ledger.newest, tierOf: in.ledger.tierOf, tierNames: in.attr.tiers.Names()}
 }

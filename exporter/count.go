@@ -3,8 +3,8 @@ package exporter
 import (
 	"strconv"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/usage-exporter/usage-exporter/exporter/classify"
+	"github.com/usage-exporter/usage-exporter/exporter/series"
 )
 
 // counter is the count stage: it applies calls to the series. It caches
@@ -18,8 +18,8 @@ type counter struct {
 	routes   map[routeKey]*routeSeries
 	users    []*userSeries // by userLabels slot
 	models   []*modelSeries
-	teams    map[string]prometheus.Counter
-	keys     map[string]prometheus.Counter
+	teams    map[string]*series.Series
+	keys     map[string]*series.Series
 	tiers    []string
 	codes    [600]string
 	labels   *userLabels
@@ -28,10 +28,10 @@ type counter struct {
 
 type serviceSeries struct {
 	name          string
-	responseBytes prometheus.Counter
-	duplicates    prometheus.Counter
-	egress        prometheus.Counter
-	perCallCost   prometheus.Counter // cost{api_service, model=""}; nil without a per-call price
+	responseBytes *series.Series
+	duplicates    *series.Series
+	egress        *series.Series
+	perCallCost   *series.Series // cost{api_service, model=""}; nil without a per-call price
 }
 
 type routeKey struct {
@@ -41,41 +41,41 @@ type routeKey struct {
 
 type routeSeries struct {
 	route    string
-	duration prometheus.Observer
-	requests map[uint32]prometheus.Counter // method index << 16 | status
+	duration *series.Series
+	requests map[uint32]*series.Series // method index << 16 | status
 }
 
 type userSeries struct {
 	label    string
-	requests map[uint32]prometheus.Counter // tier << 16 | service
-	cost     map[uint32]prometheus.Counter // tier << 16 | service
-	tokens   map[int]prometheus.Counter    // tier
+	requests map[uint32]*series.Series // tier << 16 | service
+	cost     map[uint32]*series.Series // tier << 16 | service
+	tokens   map[int]*series.Series    // tier
 }
 
 // modelSeries caches the series of one model label.
 type modelSeries struct {
 	label         string
-	success       prometheus.Counter
-	failure       prometheus.Counter
-	tokens        [5]prometheus.Counter // in tokenDirections order
-	requestTokens prometheus.Observer
-	cost          map[int]prometheus.Counter // by service
-	unpriced      map[string]prometheus.Counter
+	success       *series.Series
+	failure       *series.Series
+	tokens        [5]*series.Series // in tokenDirections order
+	requestTokens *series.Series
+	cost          map[int]*series.Series // by service
+	unpriced      map[string]*series.Series
 }
 
 func newCounter(cfg *Config, m *Metrics, a *attributor) *counter {
 	c := &counter{m: m, egressGB: cfg.Pricing.EgressPerGB, routes: map[routeKey]*routeSeries{},
-		teams: map[string]prometheus.Counter{}, keys: map[string]prometheus.Counter{},
+		teams: map[string]*series.Series{}, keys: map[string]*series.Series{},
 		tiers: a.tiers.Names(), labels: a.users, table: a.models}
 	for i, name := range a.classifier.Services() {
 		ss := &serviceSeries{
 			name:          name,
-			responseBytes: m.responseBytes.WithLabelValues(name),
-			duplicates:    m.duplicates.WithLabelValues(name),
-			egress:        m.egress.WithLabelValues(name),
+			responseBytes: m.responseBytes.With(name),
+			duplicates:    m.duplicates.With(name),
+			egress:        m.egress.With(name),
 		}
 		if a.perCall[i] > 0 {
-			ss.perCallCost = m.cost.WithLabelValues(name, "")
+			ss.perCallCost = m.cost.With(name, "")
 		}
 		c.services = append(c.services, ss)
 	}
@@ -97,7 +97,7 @@ func (c *counter) count(cl *call, ev *event) {
 		if int(ev.method) < len(knownMethods) {
 			name = knownMethods[ev.method]
 		}
-		rc = c.m.requests.WithLabelValues(c.services[cl.svc].name, rs.route, name, c.codes[ev.status])
+		rc = c.m.requests.With(c.services[cl.svc].name, rs.route, name, c.codes[ev.status])
 		rs.requests[key] = rc
 	}
 	rc.Inc()
@@ -160,8 +160,8 @@ func (c *counter) route(route *classify.Route, svc int) *routeSeries {
 	if !ok {
 		rs = &routeSeries{
 			route:    route.Label,
-			duration: c.m.duration.WithLabelValues(c.services[svc].name, route.Label),
-			requests: map[uint32]prometheus.Counter{},
+			duration: c.m.duration.With(c.services[svc].name, route.Label),
+			requests: map[uint32]*series.Series{},
 		}
 		c.routes[k] = rs
 	}
@@ -175,36 +175,36 @@ func (c *counter) user(slot int) *userSeries {
 	}
 	us := c.users[slot]
 	if us == nil {
-		us = &userSeries{label: c.labels.label(slot), requests: map[uint32]prometheus.Counter{},
-			cost: map[uint32]prometheus.Counter{}, tokens: map[int]prometheus.Counter{}}
+		us = &userSeries{label: c.labels.label(slot), requests: map[uint32]*series.Series{},
+			cost: map[uint32]*series.Series{}, tokens: map[int]*series.Series{}}
 		c.users[slot] = us
 	}
 	return us
 }
 
-func (c *counter) userRequests(us *userSeries, tier, svc int) prometheus.Counter {
+func (c *counter) userRequests(us *userSeries, tier, svc int) *series.Series {
 	return c.userService(us.requests, c.m.userRequests, us.label, tier, svc)
 }
 
-func (c *counter) userCost(us *userSeries, tier, svc int) prometheus.Counter {
+func (c *counter) userCost(us *userSeries, tier, svc int) *series.Series {
 	return c.userService(us.cost, c.m.userCost, us.label, tier, svc)
 }
 
 // userService is the series of vec for a user, tier and service, cached.
-func (c *counter) userService(cache map[uint32]prometheus.Counter, vec *prometheus.CounterVec, label string, tier, svc int) prometheus.Counter {
+func (c *counter) userService(cache map[uint32]*series.Series, vec *series.Family, label string, tier, svc int) *series.Series {
 	k := uint32(tier)<<16 | uint32(svc)
 	uc, ok := cache[k]
 	if !ok {
-		uc = vec.WithLabelValues(label, c.tiers[tier], c.services[svc].name)
+		uc = vec.With(label, c.tiers[tier], c.services[svc].name)
 		cache[k] = uc
 	}
 	return uc
 }
 
-func (c *counter) userTokens(us *userSeries, tier int) prometheus.Counter {
+func (c *counter) userTokens(us *userSeries, tier int) *series.Series {
 	uc, ok := us.tokens[tier]
 	if !ok {
-		uc = c.m.userTokens.WithLabelValues(us.label, c.tiers[tier])
+		uc = c.m.userTokens.With(us.label, c.tiers[tier])
 		us.tokens[tier] = uc
 	}
 	return uc
@@ -222,14 +222,14 @@ func (c *counter) model(i int) *modelSeries {
 	mi := c.table.models[i]
 	ms := &modelSeries{
 		label:         mi.label,
-		success:       c.m.llmRequests.WithLabelValues(mi.label, "success"),
-		failure:       c.m.llmRequests.WithLabelValues(mi.label, "failure"),
-		requestTokens: c.m.llmRequestTokens.WithLabelValues(mi.label),
-		cost:          map[int]prometheus.Counter{},
-		unpriced:      map[string]prometheus.Counter{},
+		success:       c.m.llmRequests.With(mi.label, "success"),
+		failure:       c.m.llmRequests.With(mi.label, "failure"),
+		requestTokens: c.m.llmRequestTokens.With(mi.label),
+		cost:          map[int]*series.Series{},
+		unpriced:      map[string]*series.Series{},
 	}
 	for d, name := range tokenDirections {
-		ms.tokens[d] = c.m.llmTokens.WithLabelValues(mi.label, name)
+		ms.tokens[d] = c.m.llmTokens.With(mi.label, name)
 	}
 	if mi.entry != nil {
 		// Prices as series, for the models in use: traffic can be priced on
@@ -243,29 +243,29 @@ func (c *counter) model(i int) *modelSeries {
 	return ms
 }
 
-func (c *counter) modelCost(ms *modelSeries, svc int) prometheus.Counter {
+func (c *counter) modelCost(ms *modelSeries, svc int) *series.Series {
 	mc, ok := ms.cost[svc]
 	if !ok {
-		mc = c.m.cost.WithLabelValues(c.services[svc].name, ms.label)
+		mc = c.m.cost.With(c.services[svc].name, ms.label)
 		ms.cost[svc] = mc
 	}
 	return mc
 }
 
-func (c *counter) unpricedFor(ms *modelSeries, reason string) prometheus.Counter {
+func (c *counter) unpricedFor(ms *modelSeries, reason string) *series.Series {
 	u, ok := ms.unpriced[reason]
 	if !ok {
-		u = c.m.unpriced.WithLabelValues(ms.label, reason)
+		u = c.m.unpriced.With(ms.label, reason)
 		ms.unpriced[reason] = u
 	}
 	return u
 }
 
 // labelCounter caches the counter of one label value of a single-label vector.
-func labelCounter(cache map[string]prometheus.Counter, vec *prometheus.CounterVec, value string) prometheus.Counter {
+func labelCounter(cache map[string]*series.Series, vec *series.Family, value string) *series.Series {
 	lc, ok := cache[value]
 	if !ok {
-		lc = vec.WithLabelValues(value)
+		lc = vec.With(value)
 		cache[value] = lc
 	}
 	return lc

@@ -6,7 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/usage-exporter/usage-exporter/exporter/logparse"
 	"github.com/usage-exporter/usage-exporter/exporter/tailer"
 	"github.com/usage-exporter/usage-exporter/pricing"
@@ -57,8 +56,9 @@ type eventBatch struct {
 	events  []event
 	arena   []byte
 	invalid int
-	newest  float64 // newest line time, unix seconds
-	oldest  float64 // oldest line time, unix seconds; 0 for none
+	reasons [logparse.NumReasons]int // invalid lines by reason: the ingester counts them with the position
+	newest  float64                  // newest line time, unix seconds
+	oldest  float64                  // oldest line time, unix seconds; 0 for none
 }
 
 func (eb *eventBatch) put(b []byte) span {
@@ -75,6 +75,7 @@ func getEventBatch() *eventBatch {
 	eb := eventBatches.Get().(*eventBatch)
 	eb.events, eb.arena = eb.events[:0], eb.arena[:0]
 	eb.invalid, eb.newest, eb.oldest, eb.retire = 0, 0, 0, false
+	eb.reasons = [logparse.NumReasons]int{}
 	return eb
 }
 
@@ -94,12 +95,11 @@ type decoder struct {
 type sourceDecoder struct {
 	name       string
 	parser     logparse.Parser
-	errors     map[logparse.Reason]prometheus.Counter
 	lastLog    time.Time
 	suppressed int
 }
 
-func newDecoder(cfg *Config, m *Metrics, services []string, log *slog.Logger) (*decoder, error) {
+func newDecoder(cfg *Config, services []string, log *slog.Logger) (*decoder, error) {
 	d := &decoder{maxLine: cfg.Logs.MaxLineBytes, logInterval: cfg.Logs.InvalidLogInterval, log: log,
 		services: services, now: time.Now}
 	for _, src := range cfg.Logs.Sources {
@@ -107,12 +107,7 @@ func newDecoder(cfg *Config, m *Metrics, services []string, log *slog.Logger) (*
 		if err != nil {
 			return nil, err
 		}
-		sd := &sourceDecoder{name: src.Path, parser: p, errors: map[logparse.Reason]prometheus.Counter{}}
-		m.initSource(src.Path)
-		for _, r := range logparse.Reasons {
-			sd.errors[r] = m.logLineErrors.WithLabelValues(src.Path, string(r))
-		}
-		d.sources = append(d.sources, sd)
+		d.sources = append(d.sources, &sourceDecoder{name: src.Path, parser: p})
 	}
 	return d, nil
 }
@@ -132,13 +127,11 @@ func (d *decoder) decode(b *tailer.Batch) *eventBatch {
 		line := data[:nl]
 		data = data[min(nl+1, len(data)):]
 		if len(line) > d.maxLine {
-			eb.invalid++
-			d.reject(src, line, logparse.ErrTooLong)
+			d.reject(eb, src, line, logparse.ErrTooLong)
 			continue
 		}
 		if err := src.parser.Parse(line, rec); err != nil {
-			eb.invalid++
-			d.reject(src, line, err)
+			d.reject(eb, src, line, err)
 			continue
 		}
 		svc := -1
@@ -180,14 +173,15 @@ func (d *decoder) decode(b *tailer.Batch) *eventBatch {
 	}
 	if b.Dropped > 0 {
 		eb.invalid += b.Dropped
-		src.errors[logparse.ReasonTooLong].Add(float64(b.Dropped))
+		eb.reasons[logparse.ReasonTooLong.Index()] += b.Dropped
 	}
 	return eb
 }
 
 // reject counts a bad line and logs it, at most once per interval per source.
-func (d *decoder) reject(src *sourceDecoder, line []byte, err error) {
-	src.errors[logparse.ReasonOf(err)].Inc()
+func (d *decoder) reject(eb *eventBatch, src *sourceDecoder, line []byte, err error) {
+	eb.invalid++
+	eb.reasons[logparse.ReasonOf(err).Index()]++
 	now := d.now()
 	if now.Sub(src.lastLog) < d.logInterval {
 		src.suppressed++

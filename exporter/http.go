@@ -10,25 +10,20 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
+	"github.com/usage-exporter/usage-exporter/exporter/series"
 	"github.com/usage-exporter/usage-exporter/internal/admin"
 )
 
 // newMux routes the exporter's endpoints: the metrics, the quota API, the
 // lifecycle endpoints and the landing page.
-func newMux(reg *prometheus.Registry, q *quotas, opts Options, log *slog.Logger, ready *atomic.Bool,
-	reloads chan chan error) *http.ServeMux {
+func newMux(reg prometheus.Registerer, base prometheus.Gatherer, lines *series.Set, q *quotas, opts Options,
+	log *slog.Logger, ready *atomic.Bool, reloads chan chan error) *http.ServeMux {
 	path := opts.TelemetryPath
 	if path == "" {
 		path = "/metrics"
 	}
 	mux := http.NewServeMux()
-	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelError),
-		ErrorHandling:     promhttp.ContinueOnError,
-		EnableOpenMetrics: true,
-		Registry:          reg,
-	})
-	mux.Handle(path, promhttp.InstrumentMetricHandler(reg, metrics))
+	mux.Handle(path, promhttp.InstrumentMetricHandler(reg, series.Handler(base, lines, log)))
 	mux.Handle("GET /api/v1/quotas", q)
 	mux.HandleFunc("/api/v1/quotas", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Allow", "GET, HEAD")

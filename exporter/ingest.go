@@ -5,7 +5,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/usage-exporter/usage-exporter/exporter/litellm"
+	"github.com/usage-exporter/usage-exporter/exporter/logparse"
 	"github.com/usage-exporter/usage-exporter/exporter/quota"
+	"github.com/usage-exporter/usage-exporter/exporter/series"
 	"github.com/usage-exporter/usage-exporter/exporter/tailer"
 	"github.com/usage-exporter/usage-exporter/plans"
 	"github.com/usage-exporter/usage-exporter/pricing"
@@ -22,8 +24,9 @@ type ingester struct {
 	sources []*sourceState
 	// positions holds the position after the last processed batch of each file.
 	positions map[tailer.FileID]tailer.Position
-	// firstTimes are the oldest line times seen since start, by source path.
-	firstTimes map[string]float64
+	// firstTimes and lastTimes are the oldest and newest line times the
+	// counters hold, by source path.
+	firstTimes, lastTimes map[string]float64
 	// litellm holds LiteLLM's counters as last applied, to take deltas from.
 	litellm    *litellm.Counters
 	spendFrom  bool // LiteLLM is the source of model spend
@@ -32,13 +35,13 @@ type ingester struct {
 }
 
 type sourceState struct {
-	path          string
-	parsed        prometheus.Counter
-	invalid       prometheus.Counter
-	filtered      prometheus.Counter
-	lastTime      prometheus.Gauge
-	lastTimeValue float64
-	firstTime     prometheus.Gauge
+	path      string
+	parsed    *series.Series
+	invalid   *series.Series
+	filtered  *series.Series
+	errors    [logparse.NumReasons]*series.Series
+	lastTime  prometheus.Gauge
+	firstTime prometheus.Gauge
 }
 
 // newIngester builds the stages of cfg and continues from what the last
@@ -55,10 +58,13 @@ func newIngester(cfg *Config, m *Metrics, prices *pricing.Table, tiers *plans.Re
 		return nil, err
 	}
 	in := &ingester{attr: attr, count: newCounter(cfg, m, attr), ledger: ledger,
-		positions: map[tailer.FileID]tailer.Position{}, firstTimes: st.firstTimes, litellm: st.litellm,
-		spendFrom: cfg.LiteLLM.Spend, restarts: m.litellmRestarts}
+		positions: map[tailer.FileID]tailer.Position{}, firstTimes: st.firstTimes, lastTimes: st.lastTimes,
+		litellm: st.litellm, spendFrom: cfg.LiteLLM.Spend, restarts: m.litellmRestarts}
 	if in.firstTimes == nil {
 		in.firstTimes = map[string]float64{}
+	}
+	if in.lastTimes == nil {
+		in.lastTimes = map[string]float64{}
 	}
 	for i, name := range attr.classifier.Services() {
 		if name == cfg.LiteLLM.APIService {
@@ -66,14 +72,25 @@ func newIngester(cfg *Config, m *Metrics, prices *pricing.Table, tiers *plans.Re
 		}
 	}
 	for _, src := range cfg.Logs.Sources {
-		in.sources = append(in.sources, &sourceState{
+		m.initSource(src.Path)
+		ss := &sourceState{
 			path:      src.Path,
-			parsed:    m.logLines.WithLabelValues(src.Path, resultParsed),
-			invalid:   m.logLines.WithLabelValues(src.Path, resultInvalid),
-			filtered:  m.logLines.WithLabelValues(src.Path, resultFiltered),
+			parsed:    m.logLines.With(src.Path, resultParsed),
+			invalid:   m.logLines.With(src.Path, resultInvalid),
+			filtered:  m.logLines.With(src.Path, resultFiltered),
 			lastTime:  m.logLastTime.WithLabelValues(src.Path),
 			firstTime: m.logFirstTime.WithLabelValues(src.Path),
-		})
+		}
+		for r, reason := range logparse.Reasons {
+			ss.errors[r] = m.logLineErrors.With(src.Path, string(reason))
+		}
+		if t, ok := in.firstTimes[src.Path]; ok {
+			ss.firstTime.Set(t)
+		}
+		if t, ok := in.lastTimes[src.Path]; ok {
+			ss.lastTime.Set(t)
+		}
+		in.sources = append(in.sources, ss)
 	}
 	// Positions of files no longer configured are kept, so that putting a
 	// source back resumes it.
@@ -101,9 +118,14 @@ func (in *ingester) ingest(eb *eventBatch) {
 	src := in.sources[eb.source]
 	src.parsed.Add(float64(len(eb.events) - filtered))
 	src.invalid.Add(float64(eb.invalid))
+	for r, n := range eb.reasons {
+		if n > 0 {
+			src.errors[r].Add(float64(n))
+		}
+	}
 	src.filtered.Add(float64(filtered))
-	if eb.newest > src.lastTimeValue {
-		src.lastTimeValue = eb.newest
+	if eb.newest > in.lastTimes[src.path] {
+		in.lastTimes[src.path] = eb.newest
 		src.lastTime.Set(eb.newest)
 	}
 	if first, ok := in.firstTimes[src.path]; eb.oldest != 0 && (!ok || eb.oldest < first) {
@@ -116,7 +138,7 @@ func (in *ingester) ingest(eb *eventBatch) {
 		in.positions[eb.pos.FileID] = eb.pos
 	}
 	if d := in.attr.dups; d != nil && d.Evicted > 0 {
-		in.count.m.dedupEvictions.Add(float64(d.Evicted))
+		in.count.m.dedupEvictions.With().Add(float64(d.Evicted))
 		d.Evicted = 0
 	}
 }

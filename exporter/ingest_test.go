@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/expfmt"
 	"github.com/usage-exporter/usage-exporter/exporter/quota"
+	"github.com/usage-exporter/usage-exporter/exporter/series"
 	"github.com/usage-exporter/usage-exporter/exporter/tailer"
 	"github.com/usage-exporter/usage-exporter/plans"
 	"github.com/usage-exporter/usage-exporter/pricing"
@@ -56,7 +57,8 @@ func newStages(t testing.TB, cfg *Config, reg prometheus.Registerer) (*decoder, 
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	m := NewMetrics(reg, cfg.Metrics)
+	m := NewMetrics(reg, cfg.Metrics, func() time.Time { return time.Date(2025, 10, 24, 15, 0, 0, 0, time.UTC) })
+	m.initLines()
 	prices, err := pricing.Load(cfg.Pricing)
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +68,7 @@ func newStages(t testing.TB, cfg *Config, reg prometheus.Registerer) (*decoder, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := newDecoder(cfg, m, in.attr.classifier.Services(), discardLogger())
+	d, err := newDecoder(cfg, in.attr.classifier.Services(), discardLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,6 +87,7 @@ func ingestFile(t *testing.T, cfg *Config, file string) (*prometheus.Registry, *
 	t.Helper()
 	reg := prometheus.NewPedanticRegistry()
 	d, in := newStages(t, cfg, reg)
+	reg.MustRegister(in.count.m.Lines)
 	fixed := func() time.Time { return time.Date(2025, 10, 24, 15, 0, 0, 0, time.UTC) }
 	d.now, in.attr.now = fixed, fixed
 	data, err := os.ReadFile(file)
@@ -92,6 +95,7 @@ func ingestFile(t *testing.T, cfg *Config, file string) (*prometheus.Registry, *
 		t.Fatal(err)
 	}
 	ingestSync(d, in, &tailer.Batch{Source: 0, Data: data})
+	publish(in)
 	return reg, in
 }
 
@@ -142,33 +146,33 @@ func TestIngestJSONCounts(t *testing.T) {
 	m := in.count.m
 	checks := []struct {
 		name string
-		c    prometheus.Collector
+		c    any
 		want float64
 	}{
 		// 23 lines: 1 filtered (/healthz), 6 invalid (negative duration, truncated,
 		// not JSON, NUL in user, status "OK", empty line), 16 parsed.
-		{"parsed", m.logLines.WithLabelValues("access.log", resultParsed), 16},
-		{"invalid", m.logLines.WithLabelValues("access.log", resultInvalid), 6},
-		{"filtered", m.logLines.WithLabelValues("access.log", resultFiltered), 1},
-		{"syntax errors", m.logLineErrors.WithLabelValues("access.log", "syntax"), 3},
-		{"value errors", m.logLineErrors.WithLabelValues("access.log", "value"), 2},
-		{"encoding errors", m.logLineErrors.WithLabelValues("access.log", "encoding"), 1},
-		{"llm 200", m.requests.WithLabelValues("llm", "/api/v1/llm/chat/completions", "POST", "200"), 4},
-		{"v1 chat is llm", m.requests.WithLabelValues("llm", "/v1/chat/completions", "POST", "500"), 1},
-		{"ids collapse", m.requests.WithLabelValues("other", "/api/v1/users/:id/usage", "GET", "200"), 1},
-		{"unknown method", m.requests.WithLabelValues("tts", "/api/v1/tts", "other", "503"), 1},
-		{"lower-case method", m.requests.WithLabelValues("search", "/api/v1/search", "other", "201"), 1},
+		{"parsed", m.logLines.With("access.log", resultParsed), 16},
+		{"invalid", m.logLines.With("access.log", resultInvalid), 6},
+		{"filtered", m.logLines.With("access.log", resultFiltered), 1},
+		{"syntax errors", m.logLineErrors.With("access.log", "syntax"), 3},
+		{"value errors", m.logLineErrors.With("access.log", "value"), 2},
+		{"encoding errors", m.logLineErrors.With("access.log", "encoding"), 1},
+		{"llm 200", m.requests.With("llm", "/api/v1/llm/chat/completions", "POST", "200"), 4},
+		{"v1 chat is llm", m.requests.With("llm", "/v1/chat/completions", "POST", "500"), 1},
+		{"ids collapse", m.requests.With("other", "/api/v1/users/:id/usage", "GET", "200"), 1},
+		{"unknown method", m.requests.With("tts", "/api/v1/tts", "other", "503"), 1},
+		{"lower-case method", m.requests.With("search", "/api/v1/search", "other", "201"), 1},
 		// k1 repeats within the hour: llm sees it 4 times (3 repeats); embeddings once.
-		{"llm duplicates", m.duplicates.WithLabelValues("llm"), 3},
-		{"embeddings duplicates", m.duplicates.WithLabelValues("embeddings"), 0},
-		{"llm bytes", m.responseBytes.WithLabelValues("llm"), 1024 + 2048 + 150 + 150 + 1500 + 1500},
+		{"llm duplicates", m.duplicates.With("llm"), 3},
+		{"embeddings duplicates", m.duplicates.With("embeddings"), 0},
+		{"llm bytes", m.responseBytes.With("llm"), 1024 + 2048 + 150 + 150 + 1500 + 1500},
 		// An unknown tier in the line ("gold") falls back to the default tier.
-		{"admin professional", m.userRequests.WithLabelValues("admin@example.com", "professional", "llm"), 3},
-		{"admin unknown tier", m.userRequests.WithLabelValues("admin@example.com", "unknown", "llm"), 1},
+		{"admin professional", m.userRequests.With("admin@example.com", "professional", "llm"), 3},
+		{"admin unknown tier", m.userRequests.With("admin@example.com", "unknown", "llm"), 1},
 		{"last timestamp", m.logLastTime.WithLabelValues("access.log"), 1761316355},
 	}
 	for _, c := range checks {
-		if got := testutil.ToFloat64(c.c); got != c.want {
+		if got := read(c.c); got != c.want {
 			t.Errorf("%s = %v, want %v", c.name, got, c.want)
 		}
 	}
@@ -183,14 +187,14 @@ func TestUserCapRouteCapAndLabelPolicy(t *testing.T) {
 	reg, in := ingestFile(t, cfg, "testdata/access-json.log")
 	m := in.count.m
 	// Users in order of appearance: admin, dev, then trial-user and ops fold.
-	if got := testutil.ToFloat64(m.seriesOverflow.WithLabelValues(overflowUser)); got != 5 {
+	if got := m.seriesOverflow.With(overflowUser).Value(); got != 5 {
 		t.Errorf("user overflow = %v, want 5", got)
 	}
 	// Routes: chat/completions and embeddings; 9 later requests fold.
-	if got := testutil.ToFloat64(m.seriesOverflow.WithLabelValues(overflowRoute)); got != 9 {
+	if got := m.seriesOverflow.With(overflowRoute).Value(); got != 9 {
 		t.Errorf("route overflow = %v, want 9", got)
 	}
-	if got := testutil.ToFloat64(m.requests.WithLabelValues("search", otherLabel, "POST", "200")); got != 1 {
+	if got := m.requests.With("search", otherLabel, "POST", "200").Value(); got != 1 {
 		t.Errorf("folded search route = %v, want 1: a folded route keeps its service", got)
 	}
 	out, err := testutil.GatherAndFormat(reg, expfmt.TypeTextPlain, "usage_user_requests_total")
@@ -215,45 +219,45 @@ func TestIngestLLMCosts(t *testing.T) {
 	near := func(a, b float64) bool { return a-b < 1e-12 && b-a < 1e-12 }
 	checks := []struct {
 		name string
-		c    prometheus.Collector
+		c    any
 		want float64
 	}{
 		// gpt-4, 1,000 in and 500 out: exactly 0.06.
-		{"gpt-4 cost", m.cost.WithLabelValues("llm", "gpt-4"), 0.06},
+		{"gpt-4 cost", m.cost.With("llm", "gpt-4"), 0.06},
 		// OpenAI convention: 10,000 prompt incl. 4,000 cached, 2,000 completion incl. 500 reasoning.
-		{"gpt-4o cost", m.cost.WithLabelValues("llm", "openai/gpt-4o"), (6000*2.5 + 4000*1.25 + 1500*10 + 500*10) / 1e6},
-		{"gpt-4o cached", m.llmTokens.WithLabelValues("openai/gpt-4o", "cache_read"), 4000},
-		{"gpt-4o input", m.llmTokens.WithLabelValues("openai/gpt-4o", "input"), 6000},
-		{"gpt-4o reasoning", m.llmTokens.WithLabelValues("openai/gpt-4o", "reasoning"), 500},
+		{"gpt-4o cost", m.cost.With("llm", "openai/gpt-4o"), (6000*2.5 + 4000*1.25 + 1500*10 + 500*10) / 1e6},
+		{"gpt-4o cached", m.llmTokens.With("openai/gpt-4o", "cache_read"), 4000},
+		{"gpt-4o input", m.llmTokens.With("openai/gpt-4o", "input"), 6000},
+		{"gpt-4o reasoning", m.llmTokens.With("openai/gpt-4o", "reasoning"), 500},
 		// Anthropic convention: cache reads and writes on top of the input.
-		{"claude cost", m.cost.WithLabelValues("llm", "claude-3-5-sonnet"), (1000*3 + 20000*0.3 + 5000*3.75 + 800*15) / 1e6},
-		{"claude cache writes", m.llmTokens.WithLabelValues("claude-3-5-sonnet", "cache_write"), 5000},
+		{"claude cost", m.cost.With("llm", "claude-3-5-sonnet"), (1000*3 + 20000*0.3 + 5000*3.75 + 800*15) / 1e6},
+		{"claude cache writes", m.llmTokens.With("claude-3-5-sonnet", "cache_write"), 5000},
 		// A logged cost is taken as it is, even for a model without a price.
-		{"logged cost", m.cost.WithLabelValues("llm", "custom-finetune"), 0.0042},
-		{"unknown model", m.unpriced.WithLabelValues("in-house-llm", "unknown_model"), 1},
-		{"unknown model tokens still counted", m.llmTokens.WithLabelValues("in-house-llm", "input"), 300},
-		{"no tokens", m.unpriced.WithLabelValues("gpt-4", "no_tokens"), 1},
-		{"failed call", m.llmRequests.WithLabelValues("gpt-4", "failure"), 1},
-		{"gpt-4 calls", m.llmRequests.WithLabelValues("gpt-4", "success"), 2},
+		{"logged cost", m.cost.With("llm", "custom-finetune"), 0.0042},
+		{"unknown model", m.unpriced.With("in-house-llm", "unknown_model"), 1},
+		{"unknown model tokens still counted", m.llmTokens.With("in-house-llm", "input"), 300},
+		{"no tokens", m.unpriced.With("gpt-4", "no_tokens"), 1},
+		{"failed call", m.llmRequests.With("gpt-4", "failure"), 1},
+		{"gpt-4 calls", m.llmRequests.With("gpt-4", "success"), 2},
 		// Per-call prices for calls without tokens, successful ones only.
-		{"embeddings per call + tokens", m.cost.WithLabelValues("embeddings", ""), 0.001},
-		{"embedding model", m.cost.WithLabelValues("embeddings", "text-embedding-3-small"), 5000 * 0.02 / 1e6},
-		{"search per call", m.cost.WithLabelValues("search", ""), 0.0005},
-		{"tts per call", m.cost.WithLabelValues("tts", ""), 0.0015},
-		{"egress", m.egress.WithLabelValues("embeddings"), (1e6 + 6000) * 0.09 / 1e9},
-		{"alice cost", m.userCost.WithLabelValues("alice", "professional", "llm"), 0.06 + 0.04},
-		{"alice tokens", m.userTokens.WithLabelValues("alice", "professional"), 1500 + 12000},
-		{"bob tokens", m.userTokens.WithLabelValues("bob", "unknown"), 26800 + 400 + 400},
-		{"carol embeddings cost", m.userCost.WithLabelValues("carol", "unknown", "embeddings"), 0.001 + 0.0001},
+		{"embeddings per call + tokens", m.cost.With("embeddings", ""), 0.001},
+		{"embedding model", m.cost.With("embeddings", "text-embedding-3-small"), 5000 * 0.02 / 1e6},
+		{"search per call", m.cost.With("search", ""), 0.0005},
+		{"tts per call", m.cost.With("tts", ""), 0.0015},
+		{"egress", m.egress.With("embeddings"), (1e6 + 6000) * 0.09 / 1e9},
+		{"alice cost", m.userCost.With("alice", "professional", "llm"), 0.06 + 0.04},
+		{"alice tokens", m.userTokens.With("alice", "professional"), 1500 + 12000},
+		{"bob tokens", m.userTokens.With("bob", "unknown"), 26800 + 400 + 400},
+		{"carol embeddings cost", m.userCost.With("carol", "unknown", "embeddings"), 0.001 + 0.0001},
 		{"gpt-4o input price", m.price.WithLabelValues("openai/gpt-4o", "input"), 2.5e-6},
 		{"price key matched", m.priceMatch.WithLabelValues("openai/gpt-4o", "gpt-4o"), 1},
 	}
 	for _, c := range checks {
-		if got := testutil.ToFloat64(c.c); !near(got, c.want) {
+		if got := read(c.c); !near(got, c.want) {
 			t.Errorf("%s = %v, want %v", c.name, got, c.want)
 		}
 	}
-	if got := testutil.ToFloat64(m.cost.WithLabelValues("llm", "gpt-4")); got != 0.06 {
+	if got := m.cost.With("llm", "gpt-4").Value(); got != 0.06 {
 		t.Errorf("gpt-4 cost %v is not exactly 0.06", got)
 	}
 }
@@ -264,10 +268,10 @@ func TestLiteLLMSpendSkipsLoggedModelCalls(t *testing.T) {
 	cfg := testConfig("json")
 	cfg.LiteLLM.URL = "http://litellm:4000"
 	_, in := ingestFile(t, cfg, "testdata/access-llm.log")
-	if got := testutil.ToFloat64(in.count.m.cost.WithLabelValues("llm", "gpt-4")); got != 0 {
+	if got := in.count.m.cost.With("llm", "gpt-4").Value(); got != 0 {
 		t.Errorf("gpt-4 cost from logs %v, want 0: LiteLLM is the source", got)
 	}
-	if got := testutil.ToFloat64(in.count.m.cost.WithLabelValues("search", "")); got != 0.0005 {
+	if got := in.count.m.cost.With("search", "").Value(); got != 0.0005 {
 		t.Errorf("search per-call cost %v, want 0.0005", got)
 	}
 	spend := true
@@ -275,4 +279,21 @@ func TestLiteLLMSpendSkipsLoggedModelCalls(t *testing.T) {
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "would count them twice") {
 		t.Errorf("both sources of spend accepted: %v", err)
 	}
+}
+
+// read is a metric's value, a series of the lines' set or a client_golang metric.
+func read(c any) float64 {
+	if s, ok := c.(*series.Series); ok {
+		return s.Value()
+	}
+	return testutil.ToFloat64(c.(prometheus.Collector))
+}
+
+// publish makes what the stages counted visible to gatherers, as a
+// checkpoint and a scrape of the new series at zero do.
+func publish(in *ingester) {
+	set := in.count.m.Lines
+	set.Publish(set.Snapshot())
+	set.Published().Served()
+	set.Publish(set.Snapshot())
 }

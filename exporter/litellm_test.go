@@ -128,7 +128,12 @@ func TestLiteLLMThroughRun(t *testing.T) {
 	inst := startInstance(t, cfg, stateDir, "")
 
 	llm := func(l map[string]string) bool { return l["api_service"] == "llm" }
-	waitFor(t, "LiteLLM spend", func() bool { return len(byModel(t, inst.reg, "usage_cost_dollars_total", llm)) >= 5 })
+	// New series show at zero until a scrape (here a gather) has seen them.
+	published := func(reg prometheus.Gatherer) bool {
+		spend := byModel(t, reg, "usage_cost_dollars_total", llm)
+		return len(spend) >= 5 && spend["claude-3-haiku"] > 0
+	}
+	waitFor(t, "LiteLLM spend", func() bool { return published(inst.reg) })
 	want := map[string]struct{ spend, in, out, ok, failed float64 }{
 		"claude-3-5-sonnet": {16.176486, 3017787, 474875, 742, 1},
 		"claude-3-haiku":    {0.371757, 1146930, 68020, 540, 0},
@@ -215,16 +220,22 @@ func TestLiteLLMThroughRun(t *testing.T) {
 	}
 
 	// The exporter restarts while LiteLLM serves what it last saw: nothing is
-	// counted again, since the applied counters were checkpointed.
+	// counted again, since the applied counters were checkpointed, and the
+	// counters go on from where they were.
 	fake.set(restarted(fixture), 0)
 	waitFor(t, "recovered", func() bool { v, _ := gaugeValue(t, inst.reg, "usage_exporter_litellm_up"); return v == 1 })
 	if err := inst.stop(); err != nil {
 		t.Fatal(err)
 	}
+	final := byModel(t, inst.reg, "usage_cost_dollars_total", llm)
 	inst2 := startInstance(t, cfg, stateDir, "")
 	waitFor(t, "second exporter scraped", func() bool { return fake.scrapes() >= 3 })
-	if again := byModel(t, inst2.reg, "usage_cost_dollars_total", llm); len(again) != 0 {
-		t.Errorf("spend counted again after an exporter restart: %v", again)
+	waitFor(t, "a checkpoint of the second exporter", func() bool {
+		v, _ := gaugeValue(t, inst2.reg, "usage_exporter_checkpoint_last_success_timestamp_seconds")
+		return v > 0
+	})
+	if again := byModel(t, inst2.reg, "usage_cost_dollars_total", llm); fmt.Sprint(again) != fmt.Sprint(final) {
+		t.Errorf("spend after an exporter restart %v, want it as it was before: %v", again, final)
 	}
 }
 

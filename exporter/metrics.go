@@ -2,11 +2,13 @@ package exporter
 
 import (
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/usage-exporter/usage-exporter/exporter/logparse"
 	"github.com/usage-exporter/usage-exporter/exporter/quota"
+	"github.com/usage-exporter/usage-exporter/exporter/series"
 	"github.com/usage-exporter/usage-exporter/internal/fielderr"
 	"github.com/usage-exporter/usage-exporter/pricing"
 )
@@ -44,6 +46,10 @@ type MetricsConfig struct {
 	NativeBucketFactor float64 `yaml:"native_bucket_factor"`
 	// NativeMaxBuckets caps native buckets per series.
 	NativeMaxBuckets uint32 `yaml:"native_max_buckets"`
+	// NewSeriesHold is how long a new series is shown at zero at least
+	// (it is shown at zero until a scrape has seen it there in any case):
+	// with several Prometheus servers, set it to their scrape interval.
+	NewSeriesHold time.Duration `yaml:"new_series_hold"`
 }
 
 // DefaultMetricsConfig covers request times from 5 ms to the 60 s of a
@@ -70,44 +76,54 @@ func (c MetricsConfig) Validate() error {
 	if c.NativeHistograms && !(c.NativeBucketFactor > 1) {
 		return fielderr.New("native_bucket_factor", "must be greater than 1")
 	}
+	if c.NewSeriesHold < 0 {
+		return fielderr.New("new_series_hold", "must not be negative")
+	}
 	return nil
 }
 
-// Metrics holds every series the exporter's ingest path writes. It outlives
-// pipelines: a config reload keeps the counters.
+// Metrics holds the exporter's series. Those derived from log lines and
+// LiteLLM's deltas live in Lines, a series.Set: checkpointed with the read
+// positions, and published only once a checkpoint holds them. The rest are
+// client_golang metrics of the process itself. Metrics outlive pipelines:
+// a configuration reload keeps the counters.
 type Metrics struct {
-	requests        *prometheus.CounterVec
-	duration        *prometheus.HistogramVec
-	responseBytes   *prometheus.CounterVec
-	duplicates      *prometheus.CounterVec
-	userRequests    *prometheus.CounterVec
-	logLines        *prometheus.CounterVec
-	logLineErrors   *prometheus.CounterVec
+	Lines *series.Set
+
+	requests         *series.Family
+	duration         *series.Family
+	responseBytes    *series.Family
+	duplicates       *series.Family
+	userRequests     *series.Family
+	logLines         *series.Family
+	logLineErrors    *series.Family
+	seriesOverflow   *series.Family
+	dedupEvictions   *series.Family
+	cost             *series.Family
+	egress           *series.Family
+	userCost         *series.Family
+	userTokens       *series.Family
+	llmRequests      *series.Family
+	llmTokens        *series.Family
+	llmRequestTokens *series.Family
+	teamCost         *series.Family
+	keyCost          *series.Family
+	unpriced         *series.Family
+
 	logLastTime     *prometheus.GaugeVec
 	logFirstTime    *prometheus.GaugeVec
-	seriesOverflow  *prometheus.CounterVec
-	dedupEvictions  prometheus.Counter
 	checkpointOK    prometheus.Gauge
 	checkpointFails prometheus.Counter
+	checkpointBytes prometheus.Gauge
 	reloadOK        prometheus.Gauge
 	reloadTime      prometheus.Gauge
 
-	cost             *prometheus.CounterVec
-	egress           *prometheus.CounterVec
-	userCost         *prometheus.CounterVec
-	userTokens       *prometheus.CounterVec
-	llmRequests      *prometheus.CounterVec
-	llmTokens        *prometheus.CounterVec
-	llmRequestTokens *prometheus.HistogramVec
-	teamCost         *prometheus.CounterVec
-	keyCost          *prometheus.CounterVec
-	unpriced         *prometheus.CounterVec
-	price            *prometheus.GaugeVec
-	priceMatch       *prometheus.GaugeVec
-	priceTable       *prometheus.GaugeVec
-	priceEntries     *prometheus.GaugeVec
-	priceLoadTime    prometheus.Gauge
-	priceLoadOK      prometheus.Gauge
+	price         *prometheus.GaugeVec
+	priceMatch    *prometheus.GaugeVec
+	priceTable    *prometheus.GaugeVec
+	priceEntries  *prometheus.GaugeVec
+	priceLoadTime prometheus.Gauge
+	priceLoadOK   prometheus.Gauge
 
 	litellmUp          prometheus.Gauge
 	litellmDuration    prometheus.Gauge
@@ -126,69 +142,73 @@ type Metrics struct {
 	litellmOnce sync.Once
 }
 
-// NewMetrics creates the series and registers them with reg.
-func NewMetrics(reg prometheus.Registerer, cfg MetricsConfig) *Metrics {
+// NewMetrics creates the series: the process's registered with reg, the
+// lines' in m.Lines (for the caller to expose); now stamps new series.
+func NewMetrics(reg prometheus.Registerer, cfg MetricsConfig, now func() time.Time) *Metrics {
 	f := promauto.With(reg)
-	durationOpts := prometheus.HistogramOpts{
-		Namespace: namespace,
-		Name:      "request_duration_seconds",
-		Help:      "Request time from the access logs, by api_service and route.",
-		Buckets:   cfg.DurationBuckets,
+	lines := series.NewSet(now)
+	lines.SetHold(cfg.NewSeriesHold)
+	counter := func(name, help string, labels ...string) *series.Family {
+		return lines.NewCounter(namespace+"_"+name, help, labels...)
 	}
+	duration := series.HistogramOpts{Buckets: cfg.DurationBuckets}
 	if cfg.NativeHistograms {
-		durationOpts.NativeHistogramBucketFactor = cfg.NativeBucketFactor
-		durationOpts.NativeHistogramMaxBucketNumber = cfg.NativeMaxBuckets
-		durationOpts.NativeHistogramMinResetDuration = 0
+		duration.NativeFactor, duration.NativeMaxBuckets = cfg.NativeBucketFactor, int(cfg.NativeMaxBuckets)
 	}
 	m := &Metrics{
-		requests: f.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "requests_total",
-			Help: "Requests in the access logs, by api_service, route, method and status code.",
-		}, []string{"api_service", "route", "method", "code"}),
-		duration: f.NewHistogramVec(durationOpts, []string{"api_service", "route"}),
-		responseBytes: f.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "response_size_bytes_total",
-			Help: "Response body bytes in the access logs, by api_service.",
-		}, []string{"api_service"}),
-		duplicates: f.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "duplicate_requests_total",
-			Help: "Requests whose cache key was already seen within the duplicate window, by api_service.",
-		}, []string{"api_service"}),
-		userRequests: f.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "user_requests_total",
-			Help: "Requests by user, plan tier and api_service.",
-		}, []string{"user", "tier", "api_service"}),
-		logLines: f.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Subsystem: "exporter", Name: "log_lines_total",
-			Help: "Log lines read, by source and result (parsed, invalid, filtered).",
-		}, []string{"source", "result"}),
-		logLineErrors: f.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Subsystem: "exporter", Name: "log_line_errors_total",
-			Help: "Invalid log lines by source and reason.",
-		}, []string{"source", "reason"}),
+		Lines: lines,
+		requests: counter("requests_total", "Requests in the access logs, by api_service, route, method and status code.",
+			"api_service", "route", "method", "code"),
+		duration: lines.NewHistogram(namespace+"_request_duration_seconds",
+			"Request time from the access logs, by api_service and route.", duration, "api_service", "route"),
+		responseBytes: counter("response_size_bytes_total", "Response body bytes in the access logs, by api_service.", "api_service"),
+		duplicates: counter("duplicate_requests_total",
+			"Requests whose cache key was already seen within the duplicate window, by api_service.", "api_service"),
+		userRequests: counter("user_requests_total", "Requests by user, plan tier and api_service.", "user", "tier", "api_service"),
+		logLines: counter("exporter_log_lines_total", "Log lines read, by source and result (parsed, invalid, filtered).",
+			"source", "result"),
+		logLineErrors: counter("exporter_log_line_errors_total", "Invalid log lines by source and reason.", "source", "reason"),
+		seriesOverflow: counter("exporter_series_overflow_total",
+			"Requests whose label value was folded into __other__ by a cardinality cap, by reason.", "reason"),
+		dedupEvictions: counter("exporter_duplicate_window_evictions_total",
+			"Cache keys forgotten before their window ended because duplicates.max_keys was reached."),
+		cost: counter("cost_dollars_total",
+			"Cost in dollars by api_service and model: token costs of model calls (model set), per-call costs of other services (model empty).",
+			"api_service", "model"),
+		egress:      counter("egress_cost_dollars_total", "Cost of response bytes (egress) in dollars, by api_service.", "api_service"),
+		userCost:    counter("user_cost_dollars_total", "Cost in dollars by user, plan tier and api_service (egress excluded).", "user", "tier", "api_service"),
+		userTokens:  counter("user_tokens_total", "Model tokens (all directions) by user and plan tier.", "user", "tier"),
+		llmRequests: counter("llm_requests_total", "Model calls by model and status (success, failure).", "model", "status"),
+		llmTokens: counter("llm_tokens_total",
+			"Model tokens by model and direction (input, output, cache_read, cache_write, reasoning: disjoint billing buckets).",
+			"model", "direction"),
+		llmRequestTokens: lines.NewHistogram(namespace+"_llm_request_tokens",
+			"Prompt tokens per model call (input, cache reads and writes), from the access logs.",
+			series.HistogramOpts{Buckets: requestTokenBuckets}, "model"),
+		teamCost: counter("llm_team_cost_dollars_total", "LiteLLM spend in dollars by team.", "team"),
+		keyCost:  counter("llm_api_key_cost_dollars_total", "LiteLLM spend in dollars by API key alias.", "api_key"),
+		unpriced: counter("exporter_unpriced_requests_total",
+			"Model calls that could not be priced, by model and reason (unknown_model, no_tokens); their tokens are counted.",
+			"model", "reason"),
 		logLastTime: f.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: namespace, Subsystem: "exporter", Name: "log_last_timestamp_seconds",
 			Help: "Timestamp of the newest parsed log line, by source.",
 		}, []string{"source"}),
 		logFirstTime: f.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: namespace, Subsystem: "exporter", Name: "log_first_timestamp_seconds",
-			Help: "Timestamp of the oldest log line parsed since the exporter started, by source: with log_last_timestamp_seconds, the time the counters cover.",
+			Help: "Timestamp of the oldest log line the counters hold, by source: with log_last_timestamp_seconds, the time the counters cover.",
 		}, []string{"source"}),
-		seriesOverflow: f.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Subsystem: "exporter", Name: "series_overflow_total",
-			Help: "Requests whose label value was folded into __other__ by a cardinality cap, by reason.",
-		}, []string{"reason"}),
-		dedupEvictions: f.NewCounter(prometheus.CounterOpts{
-			Namespace: namespace, Subsystem: "exporter", Name: "duplicate_window_evictions_total",
-			Help: "Cache keys forgotten before their window ended because duplicates.max_keys was reached.",
-		}),
 		checkpointOK: f.NewGauge(prometheus.GaugeOpts{
 			Namespace: namespace, Subsystem: "exporter", Name: "checkpoint_last_success_timestamp_seconds",
-			Help: "When the state file (read positions) was last written.",
+			Help: "When the state file (read positions, counters, ledger) was last written; the series show what it holds.",
 		}),
 		checkpointFails: f.NewCounter(prometheus.CounterOpts{
 			Namespace: namespace, Subsystem: "exporter", Name: "checkpoint_errors_total",
 			Help: "Failed writes of the state file.",
+		}),
+		checkpointBytes: f.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Subsystem: "exporter", Name: "checkpoint_size_bytes",
+			Help: "Size of the state file last written.",
 		}),
 		reloadOK: f.NewGauge(prometheus.GaugeOpts{
 			Namespace: namespace, Subsystem: "exporter", Name: "config_last_reload_successful",
@@ -200,20 +220,18 @@ func NewMetrics(reg prometheus.Registerer, cfg MetricsConfig) *Metrics {
 		}),
 	}
 	m.reg = reg
-	m.newCostMetrics(f)
-	m.ledgerPending = f.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Subsystem: "exporter", Name: "ledger_pending_entries",
-		Help: "Ledger entries (user and period) counted but not yet committed to Redis, or, without Redis, held (as of the last checkpoint)."})
-	m.redisUp = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Subsystem: "exporter", Name: "redis_up",
-		Help: "Whether the last Redis operation of the ledger succeeded."})
-	m.ledgerCommits = prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Subsystem: "exporter",
-		Name: "ledger_commits_total", Help: "Batches of ledger increments committed to Redis."})
-	m.ledgerPaused = prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Subsystem: "exporter",
-		Name: "ledger_backpressure_total",
-		Help: "Times reading logs paused because redis.max_pending ledger entries were held while Redis was unreachable."})
-	for _, r := range []string{overflowUser, overflowRoute, overflowModel} {
-		m.seriesOverflow.WithLabelValues(r)
-	}
+	m.newProcessMetrics(f)
 	return m
+}
+
+// initLines creates the lines' series that exist from the start, at zero,
+// so that rate() and alerts see them before their first event. Call it
+// after restoring the counters of a state file.
+func (m *Metrics) initLines() {
+	for _, r := range []string{overflowUser, overflowRoute, overflowModel} {
+		m.seriesOverflow.With(r)
+	}
+	m.dedupEvictions.With()
 }
 
 // enableRedis registers the Redis ledger's own series.
@@ -226,35 +244,19 @@ func (m *Metrics) sharedLedger() quota.SharedMetrics {
 	return quota.SharedMetrics{Up: m.redisUp, Commits: m.ledgerCommits}
 }
 
-func (m *Metrics) newCostMetrics(f promauto.Factory) {
-	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
-		return f.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help}, labels)
-	}
+func (m *Metrics) newProcessMetrics(f promauto.Factory) {
 	gauge := func(name, help string, labels ...string) *prometheus.GaugeVec {
 		return f.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: name, Help: help}, labels)
 	}
-	m.cost = counter("cost_dollars_total",
-		"Cost in dollars by api_service and model: token costs of model calls (model set), per-call costs of other services (model empty).",
-		"api_service", "model")
-	m.egress = counter("egress_cost_dollars_total", "Cost of response bytes (egress) in dollars, by api_service.", "api_service")
-	m.userCost = counter("user_cost_dollars_total", "Cost in dollars by user, plan tier and api_service (egress excluded).",
-		"user", "tier", "api_service")
-	m.userTokens = counter("user_tokens_total", "Model tokens (all directions) by user and plan tier.", "user", "tier")
-	m.llmRequests = counter("llm_requests_total", "Model calls by model and status (success, failure).", "model", "status")
-	m.llmTokens = counter("llm_tokens_total",
-		"Model tokens by model and direction (input, output, cache_read, cache_write, reasoning: disjoint billing buckets).",
-		"model", "direction")
-	m.llmRequestTokens = f.NewHistogramVec(prometheus.HistogramOpts{
-		Namespace: namespace, Name: "llm_request_tokens",
-		Help:    "Prompt tokens per model call (input, cache reads and writes), from the access logs.",
-		Buckets: requestTokenBuckets,
-	}, []string{"model"})
-	m.teamCost = counter("llm_team_cost_dollars_total", "LiteLLM spend in dollars by team.", "team")
-	m.keyCost = counter("llm_api_key_cost_dollars_total", "LiteLLM spend in dollars by API key alias.", "api_key")
-	m.unpriced = f.NewCounterVec(prometheus.CounterOpts{
-		Namespace: namespace, Subsystem: "exporter", Name: "unpriced_requests_total",
-		Help: "Model calls that could not be priced, by model and reason (unknown_model, no_tokens); their tokens are counted.",
-	}, []string{"model", "reason"})
+	m.ledgerPending = f.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Subsystem: "exporter", Name: "ledger_pending_entries",
+		Help: "Ledger entries (user and period) counted but not yet committed to Redis, or, without Redis, held (as of the last checkpoint)."})
+	m.redisUp = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Subsystem: "exporter", Name: "redis_up",
+		Help: "Whether the last Redis operation of the ledger succeeded."})
+	m.ledgerCommits = prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Subsystem: "exporter",
+		Name: "ledger_commits_total", Help: "Batches of ledger increments committed to Redis."})
+	m.ledgerPaused = prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Subsystem: "exporter",
+		Name: "ledger_backpressure_total",
+		Help: "Times reading logs paused because redis.max_pending ledger entries were held while Redis was unreachable."})
 	m.price = gauge("price_dollars_per_token", "Price of one token by model (in use) and token type.", "model", "token_type")
 	m.priceMatch = gauge("model_price_info", "The price table key a model name matched; always 1.", "model", "price_key")
 	m.priceTable = gauge("price_table_info", "A loaded price file, with the SHA-256 of its content; always 1.", "source", "sha256")
@@ -263,8 +265,7 @@ func (m *Metrics) newCostMetrics(f promauto.Factory) {
 		Help: "When the price table was last loaded successfully."})
 	m.priceLoadOK = f.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "price_table_last_load_successful",
 		Help: "Whether the last load of the price files succeeded (a failed reload keeps the previous table)."})
-	// Registered once LiteLLM is configured: an up of 0 where there is no
-	// LiteLLM would page someone.
+	// Registered once LiteLLM is configured.
 	m.litellmUp = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Subsystem: "exporter", Name: "litellm_up",
 		Help: "Whether the last scrape of LiteLLM's /metrics succeeded."})
 	m.litellmDuration = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Subsystem: "exporter",
@@ -298,9 +299,9 @@ func (m *Metrics) setPriceTable(t *pricing.Table) {
 // see them before the first bad line.
 func (m *Metrics) initSource(source string) {
 	for _, r := range []string{resultParsed, resultInvalid, resultFiltered} {
-		m.logLines.WithLabelValues(source, r)
+		m.logLines.With(source, r)
 	}
 	for _, r := range logparse.Reasons {
-		m.logLineErrors.WithLabelValues(source, string(r))
+		m.logLineErrors.With(source, string(r))
 	}
 }

@@ -34,6 +34,7 @@ type pipeline struct {
 	in          *ingester
 	every       time.Duration
 	drainWithin time.Duration
+	legacyGone  bool // the JSON state file of an older version is removed
 	done        chan struct{}
 }
 
@@ -59,7 +60,7 @@ func (pr *process) start(ctx context.Context, cfg *Config, prices *pricing.Table
 		pr.m.enableLiteLLM()
 		snaps = make(chan *litellm.Snapshot, 1)
 	}
-	d, err := newDecoder(cfg, pr.m, in.attr.classifier.Services(), pr.log.With("component", "ingest"))
+	d, err := newDecoder(cfg, in.attr.classifier.Services(), pr.log.With("component", "ingest"))
 	if err != nil {
 		return nil, err
 	}
@@ -147,15 +148,22 @@ func (p *pipeline) loop(events <-chan *eventBatch, snaps <-chan *litellm.Snapsho
 // save writes a snapshot to the state file and, once it is there,
 // publishes what it holds.
 func (p *pipeline) save(s *snapshot) {
-	if err := p.dir.WriteBytes(checkpointFile, s.data); err != nil {
+	if err := p.dir.WriteBytes(stateFile, s.data); err != nil {
 		p.m.checkpointFails.Inc()
 		p.log.Error("writing checkpoint failed", "dir", p.dir.Path(), "err", err)
 		return
 	}
 	p.m.checkpointOK.SetToCurrentTime()
+	p.m.checkpointBytes.Set(float64(len(s.data)))
 	p.store.Saved(s.quota)
 	p.quotas.view.Store(s.view)
+	p.m.Lines.Publish(s.lines)
 	p.m.ledgerPending.Set(float64(p.store.Held()))
+	if !p.legacyGone {
+		if err := p.dir.Remove(legacyStateFile); err == nil {
+			p.legacyGone = true
+		}
+	}
 }
 
 // wait blocks until the pipeline has stopped and returns what the next one

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -62,21 +63,40 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	defer dir.Close()
-	var cp checkpoint
-	if _, err := dir.Read(checkpointFile, &cp); err != nil {
+	cp, lines, err := readState(dir)
+	if err != nil {
 		return fmt.Errorf("reading checkpoint: %w", err)
 	}
 
-	reg := opts.Registry
-	if reg == nil {
-		reg = prometheus.NewRegistry()
+	// The process's metrics go to base, which /metrics gathers; the lines'
+	// series are written from their snapshot beside them. opts.Registry
+	// (tests) gathers both.
+	base := prometheus.NewRegistry()
+	public := opts.Registry
+	if public == nil {
+		public = prometheus.NewRegistry()
 	}
+	reg := teeRegisterer{base, public}
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		versioncollector.NewCollector("usage_exporter"),
 	)
-	m := NewMetrics(reg, cfg.Metrics)
+	m := NewMetrics(reg, cfg.Metrics, time.Now)
+	public.MustRegister(m.Lines)
+	if lines != nil {
+		r, err := m.Lines.Restore(lines)
+		if err != nil {
+			return fmt.Errorf("restoring the counters of %s: %w", dir.File(stateFile), err)
+		}
+		log.Info("counters restored from the state file", "series", r.Series)
+		if len(r.Skipped) > 0 {
+			log.Warn("series of the state file no longer configured this way start from zero", "families", r.Skipped)
+		}
+	}
+	m.initLines()
+	// What the state file holds is durable: serve it at once.
+	m.Lines.Publish(m.Lines.Snapshot())
 	prices, err := pricing.Load(cfg.Pricing)
 	if err != nil {
 		return fmt.Errorf("pricing: %w", err)
@@ -100,7 +120,7 @@ func Run(ctx context.Context, opts Options) error {
 
 	var ready atomic.Bool
 	reloads := make(chan chan error)
-	httpErr, shutdown := admin.Serve(opts.Listeners, newMux(reg, pr.quotas, opts, log, &ready, reloads), opts.Web, log)
+	httpErr, shutdown := admin.Serve(opts.Listeners, newMux(reg, base, m.Lines, pr.quotas, opts, log, &ready, reloads), opts.Web, log)
 	defer shutdown()
 
 	m.reloadOK.Set(1)
@@ -234,4 +254,27 @@ func reloadConfig(opts Options, m *Metrics) (*loaded, error) {
 		return nil, fmt.Errorf("pricing: %w", err)
 	}
 	return &loaded{cfg: c, prices: prices}, nil
+}
+
+// teeRegisterer registers with two registries.
+type teeRegisterer [2]*prometheus.Registry
+
+func (t teeRegisterer) Register(c prometheus.Collector) error {
+	if err := t[0].Register(c); err != nil {
+		return err
+	}
+	return t[1].Register(c)
+}
+
+func (t teeRegisterer) MustRegister(cs ...prometheus.Collector) {
+	for _, c := range cs {
+		if err := t.Register(c); err != nil {
+			panic(err)
+		}
+	}
+}
+
+func (t teeRegisterer) Unregister(c prometheus.Collector) bool {
+	a := t[0].Unregister(c)
+	return t[1].Unregister(c) && a
 }

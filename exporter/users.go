@@ -5,7 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/usage-exporter/usage-exporter/exporter/series"
 )
 
 // Label values the exporter itself introduces.
@@ -29,10 +29,10 @@ type userLabels struct {
 	cfg      UsersConfig
 	byID     map[string]int
 	labels   []string
-	overflow prometheus.Counter
+	overflow *series.Series
 }
 
-func newUserLabels(cfg UsersConfig, overflow prometheus.Counter) *userLabels {
+func newUserLabels(cfg UsersConfig, overflow *series.Series) *userLabels {
 	return &userLabels{cfg: cfg, byID: map[string]int{}, labels: []string{anonymousLabel, otherLabel, ""}, overflow: overflow}
 }
 

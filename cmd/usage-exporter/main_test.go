@@ -9,8 +9,6 @@ import (
 
 	"encoding/json"
 	"errors"
-	goredis "github.com/redis/go-redis/v9"
-	"github.com/usage-exporter/usage-exporter/internal/redistest"
 	"io"
 	"net"
 	"net/http"
@@ -22,6 +20,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/usage-exporter/usage-exporter/exporter"
+	"github.com/usage-exporter/usage-exporter/internal/redistest"
 )
 
 // The test binary doubles as the exporter: with this variable set it runs
@@ -134,21 +136,12 @@ func TestSignals(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("exit after SIGTERM: %v\n%s", err, stderr.String())
 	}
-	var cp struct {
-		Positions []struct {
-			Path   string `json:"path"`
-			Offset int64  `json:"offset"`
-		} `json:"positions"`
-	}
-	data, err := os.ReadFile(filepath.Join(stateDir, "checkpoint.json"))
+	cp, err := exporter.ReadState(stateDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := json.Unmarshal(data, &cp); err != nil {
-		t.Fatal(err)
-	}
 	if len(cp.Positions) != 1 || cp.Positions[0].Offset != int64(2*len(line)) {
-		t.Fatalf("checkpoint %s, want one file at offset %d", data, 2*len(line))
+		t.Fatalf("checkpoint positions %+v, want one file at offset %d", cp.Positions, 2*len(line))
 	}
 	if !strings.Contains(stderr.String(), "configuration reload failed") {
 		t.Errorf("reload failure not logged:\n%s", stderr.String())

@@ -70,6 +70,19 @@ const (
 // Reasons lists every Reason, for initialising per-reason series.
 var Reasons = []Reason{ReasonSyntax, ReasonMissing, ReasonValue, ReasonEncoding, ReasonTooLong}
 
+// NumReasons is len(Reasons), for arrays indexed by Reason.Index.
+const NumReasons = 5
+
+// Index is r's position in Reasons.
+func (r Reason) Index() int {
+	for i, x := range Reasons {
+		if x == r {
+			return i
+		}
+	}
+	return 0
+}
+
 // Error is a parse error. Errors are preallocated values, so rejecting a line
 // does not allocate.
 type Error struct {

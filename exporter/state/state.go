@@ -38,13 +38,47 @@ func Open(dir string) (*Dir, error) {
 	return &Dir{path: dir, lock: lf}, nil
 }
 
+// OpenReadOnly opens dir for reading, without the lock (for tools and
+// tests looking at a running exporter's state).
+func OpenReadOnly(dir string) (*Dir, error) {
+	if _, err := os.Stat(dir); err != nil {
+		return nil, err
+	}
+	return &Dir{path: dir}, nil
+}
+
 // Close releases the lock.
 func (d *Dir) Close() error {
+	if d.lock == nil {
+		return nil
+	}
 	return d.lock.Close()
 }
 
 // Path is the directory's path.
 func (d *Dir) Path() string { return d.path }
+
+// File is the path of the named file in the directory.
+func (d *Dir) File(name string) string { return filepath.Join(d.path, name) }
+
+// ReadBytes returns the named file's content; false, and no error, when it
+// does not exist yet.
+func (d *Dir) ReadBytes(name string) ([]byte, bool, error) {
+	data, err := os.ReadFile(filepath.Join(d.path, name))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, false, nil
+	}
+	return data, err == nil, err
+}
+
+// Remove deletes the named file if it exists.
+func (d *Dir) Remove(name string) error {
+	err := os.Remove(filepath.Join(d.path, name))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return err
+}
 
 // Read decodes the named file into v. It reports false, and no error, when
 // the file does not exist yet.

@@ -1,0 +1,128 @@
+package series
+
+import (
+	"bufio"
+	"compress/gzip"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+)
+
+// Handler serves /metrics: the families of base (gathered by
+// client_golang) and the set's published snapshot, in the format the
+// scraper negotiates: Prometheus text and OpenMetrics written from the
+// snapshot directly, protobuf (native histograms, created timestamps)
+// through client_golang. base must not hold the set. A rendered snapshot
+// counts as scraped (see Set.Snapshot).
+func Handler(base prometheus.Gatherer, set *Set, log *slog.Logger) http.Handler {
+	return &handler{base: base, set: set, log: log}
+}
+
+type handler struct {
+	base prometheus.Gatherer
+	set  *Set
+	log  *slog.Logger
+}
+
+var (
+	bufs  = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 64<<10) }}
+	gzips = sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
+)
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	mfs, err := h.base.Gather()
+	if err != nil {
+		// As promhttp's ContinueOnError: serve what was gathered, log the rest.
+		h.log.Error("gathering metrics", "err", err)
+	}
+	format := expfmt.NegotiateIncludingOpenMetrics(r.Header)
+	snap := h.set.Published()
+	header := w.Header()
+	header.Set("Content-Type", string(format))
+	var out io.Writer = w
+	if gzipAccepted(r.Header) {
+		header.Set("Content-Encoding", "gzip")
+		header.Add("Vary", "Accept-Encoding")
+		gz := gzips.Get().(*gzip.Writer)
+		gz.Reset(w)
+		defer func() {
+			gz.Close()
+			gzips.Put(gz)
+		}()
+		out = gz
+	}
+	if snap != nil {
+		snap.Served()
+	}
+	bw := bufs.Get().(*bufio.Writer)
+	bw.Reset(out)
+	defer bufs.Put(bw)
+	enc := expfmt.NewEncoder(bw, format)
+	encode := func(fams []*dto.MetricFamily) {
+		for _, mf := range fams {
+			if err := enc.Encode(mf); err != nil {
+				h.log.Error("encoding metrics", "family", mf.GetName(), "err", err)
+			}
+		}
+	}
+	switch format.FormatType() {
+	case expfmt.TypeTextPlain, expfmt.TypeOpenMetrics:
+		encode(mfs)
+		if snap != nil {
+			ours := Text
+			if format.FormatType() == expfmt.TypeOpenMetrics {
+				ours = OpenMetrics
+			}
+			if err := snap.Write(bw, ours); err != nil {
+				h.log.Debug("writing metrics", "err", err)
+			}
+		}
+	default:
+		encode(mfs)
+		if snap != nil {
+			reg := prometheus.NewRegistry()
+			reg.MustRegister(snapshotCollector{snap})
+			ours, err := reg.Gather()
+			if err != nil {
+				h.log.Error("gathering series", "err", err)
+			}
+			encode(ours)
+		}
+	}
+	if closer, ok := enc.(expfmt.Closer); ok {
+		_ = closer.Close() // OpenMetrics' # EOF
+	}
+	_ = bw.Flush()
+}
+
+// snapshotCollector collects one snapshot, unchecked (the families are
+// described by the set).
+type snapshotCollector struct{ snap *Snapshot }
+
+func (snapshotCollector) Describe(chan<- *prometheus.Desc) {}
+
+func (c snapshotCollector) Collect(ch chan<- prometheus.Metric) { c.snap.Collect(ch) }
+
+// gzipAccepted reports whether the client takes gzip (with a q above 0).
+func gzipAccepted(h http.Header) bool {
+	for _, part := range strings.Split(h.Get("Accept-Encoding"), ",") {
+		enc, param, _ := strings.Cut(part, ";")
+		if strings.TrimSpace(enc) != "gzip" {
+			continue
+		}
+		if q, ok := strings.CutPrefix(strings.TrimSpace(param), "q="); ok {
+			if v, err := strconv.ParseFloat(q, 64); err == nil && v == 0 {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}

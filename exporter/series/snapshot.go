@@ -1,0 +1,117 @@
+package series
+
+import (
+	"slices"
+	"sync/atomic"
+	"time"
+)
+
+// Snapshot is a Set's values at one point of the update stream. Taken by
+// the updating goroutine, it is immutable: it can be encoded into a
+// checkpoint and, once that is durable, published to readers.
+type Snapshot struct {
+	fams      []famSnapshot
+	taken     time.Time
+	published time.Time
+	served    atomic.Bool // a scrape rendered it
+}
+
+type famSnapshot struct {
+	f        *Family
+	series   []*Series // the family's series when taken
+	released int       // series[:released] show their values, the others zero
+	values   []float64 // counters
+	hists    []histSnapshot
+}
+
+type histSnapshot struct {
+	counts   []uint64 // classic, not cumulative, +Inf last
+	sum      float64
+	count    uint64
+	schema   int32
+	zero     uint64
+	pos, neg window
+}
+
+// Snapshot copies the values of every series. A series created since the
+// last published snapshot, or shown at zero in it, is released (shown with
+// its value) only once a scrape has rendered the published snapshot and
+// the set's hold has passed since it was published. Only the updating
+// goroutine may call it.
+func (s *Set) Snapshot() *Snapshot {
+	s.mu.Lock()
+	fams := slices.Clone(s.families)
+	s.mu.Unlock()
+	now := s.now()
+	pub := s.published.Load()
+	seen := pub != nil && pub.served.Load() && now.Sub(pub.published) >= s.hold
+	snap := &Snapshot{taken: now, fams: make([]famSnapshot, len(fams))}
+	for i, f := range fams {
+		if seen {
+			if fs := pub.family(f); fs != nil {
+				f.released = max(f.released, len(fs.series))
+			}
+		}
+		fs := famSnapshot{f: f, series: f.series[:len(f.series):len(f.series)], released: f.released}
+		switch f.kind {
+		case Counter:
+			fs.values = make([]float64, len(f.series))
+			for j, se := range f.series {
+				fs.values[j] = se.v
+			}
+		case Histogram:
+			fs.hists = make([]histSnapshot, len(f.series))
+			for j, se := range f.series {
+				fs.hists[j] = se.h.snapshot()
+			}
+		}
+		snap.fams[i] = fs
+	}
+	return snap
+}
+
+func (h *histogram) snapshot() histSnapshot {
+	return histSnapshot{counts: slices.Clone(h.counts), sum: h.sum, count: h.count, schema: h.schema, zero: h.zero,
+		pos: window{first: h.pos.first, counts: slices.Clone(h.pos.counts)},
+		neg: window{first: h.neg.first, counts: slices.Clone(h.neg.counts)}}
+}
+
+func (snap *Snapshot) family(f *Family) *famSnapshot {
+	for i := range snap.fams {
+		if snap.fams[i].f == f {
+			return &snap.fams[i]
+		}
+	}
+	return nil
+}
+
+// Publish makes snap what readers see.
+func (s *Set) Publish(snap *Snapshot) {
+	snap.published = s.now()
+	s.published.Store(snap)
+}
+
+// Published is what readers see: the last published snapshot, or nil.
+func (s *Set) Published() *Snapshot { return s.published.Load() }
+
+// Served marks the snapshot as seen by a scrape.
+func (snap *Snapshot) Served() { snap.served.Store(true) }
+
+// Value is the published value of a counter series by its label values;
+// false when the snapshot does not hold it (tests and the optimizer's
+// exporter source read through this).
+func (snap *Snapshot) Value(f *Family, values ...string) (float64, bool) {
+	fs := snap.family(f)
+	if fs == nil || f.kind != Counter {
+		return 0, false
+	}
+	for i, se := range fs.series {
+		if slices.Equal(se.values, values) {
+			if i >= fs.released {
+				return 0, true
+			}
+			return fs.values[i], true
+		}
+	}
+	return 0, false
+}
