@@ -20,7 +20,7 @@ import (
 
 type clock struct{ t time.Time }
 
-func (c *clock) now() time.Time         { return c.t }
+func (c *clock) now() time.Time          { return c.t }
 func (c *clock) advance(d time.Duration) { c.t = c.t.Add(d) }
 
 func newClock() *clock { return &clock{t: time.Date(2025, 10, 24, 12, 0, 0, 0, time.UTC)} }
