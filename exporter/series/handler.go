@@ -47,19 +47,14 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	header := w.Header()
 	header.Set("Content-Type", string(format))
 	var out io.Writer = w
+	var gz *gzip.Writer
 	if gzipAccepted(r.Header) {
 		header.Set("Content-Encoding", "gzip")
 		header.Add("Vary", "Accept-Encoding")
-		gz := gzips.Get().(*gzip.Writer)
+		gz = gzips.Get().(*gzip.Writer)
 		gz.Reset(w)
-		defer func() {
-			gz.Close()
-			gzips.Put(gz)
-		}()
+		defer gzips.Put(gz)
 		out = gz
-	}
-	if snap != nil {
-		snap.Served()
 	}
 	bw := bufs.Get().(*bufio.Writer)
 	bw.Reset(out)
@@ -99,7 +94,14 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if closer, ok := enc.(expfmt.Closer); ok {
 		_ = closer.Close() // OpenMetrics' # EOF
 	}
-	_ = bw.Flush()
+	err = bw.Flush()
+	if gz != nil && err == nil {
+		err = gz.Close()
+	}
+	// Only a scrape that got the whole snapshot saw its new series at zero.
+	if err == nil && snap != nil {
+		snap.Served()
+	}
 }
 
 // snapshotCollector collects one snapshot, unchecked (the families are
