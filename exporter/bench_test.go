@@ -171,7 +171,7 @@ func BenchmarkScrape(b *testing.B) {
 	if n := len(in.count.routes); n != 200 {
 		b.Fatalf("%d routes, want 200", n)
 	}
-	q := newQuotas(in.ledger.store, cfg)
+	q := newQuotas(in.ledger.store, cfg, testNow)
 	reg.MustRegister(q)
 	publish(in)
 	h := newMux(reg, reg, in.count.m.Lines, q, Options{}, discardLogger(), new(atomic.Bool), nil)

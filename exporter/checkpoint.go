@@ -40,7 +40,6 @@ type carried struct {
 	litellm    *litellm.Counters
 	firstTimes map[string]float64
 	lastTimes  map[string]float64
-	period     quota.Period   // the ledger's current period
 	tierOf     map[string]int // the users' tiers as last resolved
 	tierNames  []string       // what the tier indexes of tierOf name
 }
@@ -101,6 +100,7 @@ func (in *ingester) snapshot(written time.Time) *snapshot {
 		rs.LiteLLM = in.litellm.Encode()
 	}
 	resume, _ := json.Marshal(rs)
+	in.ledger.retain()
 	qc := in.ledger.store.Checkpoint(resume)
 	cp := checkpoint{Version: 2, Written: written.UTC(), Positions: rs.Positions, LiteLLM: rs.LiteLLM,
 		FirstTimes: in.firstTimes, LastTimes: in.lastTimes, Saved: qc.Saved}
@@ -111,7 +111,7 @@ func (in *ingester) snapshot(written time.Time) *snapshot {
 // quotaView is the current period and the users' tiers and labels.
 func (in *ingester) quotaView() *quotaView {
 	l, names := in.ledger, in.attr.tiers.Names()
-	v := &quotaView{period: l.newest, tiers: make(map[string]string, len(l.tierOf)), labels: in.attr.users.labelled()}
+	v := &quotaView{period: l.current(), tiers: make(map[string]string, len(l.tierOf)), labels: in.attr.users.labelled()}
 	for u, t := range l.tierOf {
 		v.tiers[u] = names[t]
 	}
@@ -121,5 +121,5 @@ func (in *ingester) quotaView() *quotaView {
 // carry is what the next pipeline continues from.
 func (in *ingester) carry() carried {
 	return carried{positions: in.positionList(), litellm: in.litellm, firstTimes: in.firstTimes, lastTimes: in.lastTimes,
-		period: in.ledger.newest, tierOf: in.ledger.tierOf, tierNames: in.attr.tiers.Names()}
+		tierOf: in.ledger.tierOf, tierNames: in.attr.tiers.Names()}
 }

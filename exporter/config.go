@@ -91,6 +91,10 @@ type LogsConfig struct {
 	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
 	// InvalidLogInterval limits how often a bad line is logged, per source.
 	InvalidLogInterval time.Duration `yaml:"invalid_log_interval"`
+	// MaxClockSkew: a line dated later than now plus this is invalid (time).
+	MaxClockSkew time.Duration `yaml:"max_clock_skew"`
+	// MaxLineAge: a line dated earlier than now minus this is invalid (time).
+	MaxLineAge time.Duration `yaml:"max_line_age"`
 }
 
 // SourceConfig is one path or glob and the format of its lines.
@@ -133,6 +137,8 @@ type UsersConfig struct {
 const (
 	defaultCheckpointInterval = 5 * time.Second
 	defaultInvalidLogInterval = 10 * time.Second
+	defaultMaxClockSkew       = 5 * time.Minute
+	defaultMaxLineAge         = 10 * 365 * 24 * time.Hour
 )
 
 // DefaultLogDir is where logs are looked for when nothing is configured.
@@ -153,6 +159,8 @@ func DefaultConfig() Config {
 			Sources:            []SourceConfig{DefaultSource(DefaultLogDir)},
 			CheckpointInterval: defaultCheckpointInterval,
 			InvalidLogInterval: defaultInvalidLogInterval,
+			MaxClockSkew:       defaultMaxClockSkew,
+			MaxLineAge:         defaultMaxLineAge,
 		},
 		Classify:   classify.DefaultConfig(),
 		Users:      UsersConfig{Label: UserLabelRaw, MaxUsers: 10000},
@@ -244,6 +252,12 @@ func (l *LogsConfig) validate() error {
 	}
 	if l.InvalidLogInterval < 0 {
 		return fielderr.New("invalid_log_interval", "must not be negative")
+	}
+	if l.MaxClockSkew < 0 {
+		return fielderr.New("max_clock_skew", "must not be negative")
+	}
+	if l.MaxLineAge <= 0 {
+		return fielderr.New("max_line_age", "must be positive")
 	}
 	return nil
 }

@@ -85,6 +85,7 @@ func putEventBatch(eb *eventBatch) { eventBatches.Put(eb) }
 type decoder struct {
 	maxLine     int
 	logInterval time.Duration
+	skew, age   time.Duration
 	log         *slog.Logger
 	services    []string
 	sources     []*sourceDecoder
@@ -101,7 +102,7 @@ type sourceDecoder struct {
 
 func newDecoder(cfg *Config, services []string, log *slog.Logger) (*decoder, error) {
 	d := &decoder{maxLine: cfg.Logs.MaxLineBytes, logInterval: cfg.Logs.InvalidLogInterval, log: log,
-		services: services, now: time.Now}
+		skew: cfg.Logs.MaxClockSkew, age: cfg.Logs.MaxLineAge, services: services, now: time.Now}
 	for _, src := range cfg.Logs.Sources {
 		p, err := logparse.New(src.Config)
 		if err != nil {
@@ -119,6 +120,10 @@ func (d *decoder) decode(b *tailer.Batch) *eventBatch {
 	src := d.sources[b.Source]
 	rec := &d.rec
 	data := b.Data
+	// A line's time must lie between the horizon and now plus the skew:
+	// once per batch, not per line, so a long batch gets its read time.
+	now := d.now()
+	latest, earliest := now.Add(d.skew), now.Add(-d.age)
 	for len(data) > 0 {
 		nl := bytes.IndexByte(data, '\n')
 		if nl < 0 {
@@ -133,6 +138,16 @@ func (d *decoder) decode(b *tailer.Batch) *eventBatch {
 		if err := src.parser.Parse(line, rec); err != nil {
 			d.reject(eb, src, line, err)
 			continue
+		}
+		if !rec.Time.IsZero() {
+			if rec.Time.After(latest) {
+				d.reject(eb, src, line, logparse.ErrFuture)
+				continue
+			}
+			if rec.Time.Before(earliest) {
+				d.reject(eb, src, line, logparse.ErrPast)
+				continue
+			}
 		}
 		svc := -1
 		for i, name := range d.services {

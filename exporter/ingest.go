@@ -2,6 +2,7 @@ package exporter
 
 import (
 	"sort"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/usage-exporter/usage-exporter/exporter/litellm"
@@ -47,13 +48,14 @@ type sourceState struct {
 // newIngester builds the stages of cfg and continues from what the last
 // pipeline (or the state file) left.
 func newIngester(cfg *Config, m *Metrics, prices *pricing.Table, tiers *plans.Resolver, store quota.Store,
-	st carried) (*ingester, error) {
+	st carried, now func() time.Time) (*ingester, error) {
 	attr, err := newAttributor(cfg, m, prices, tiers)
 	if err != nil {
 		return nil, err
 	}
+	attr.now = now
 	st.retier(tiers)
-	ledger, err := newUsageLedger(cfg.Quota, store, st.period, st.tierOf)
+	ledger, err := newUsageLedger(cfg.Quota, store, now, st.tierOf)
 	if err != nil {
 		return nil, err
 	}

@@ -64,7 +64,7 @@ func newStages(t testing.TB, cfg *Config, reg prometheus.Registerer) (*decoder, 
 		t.Fatal(err)
 	}
 	tiers := plans.NewResolver(cfg.Plans, cfg.Quota.TierSources, nil)
-	in, err := newIngester(cfg, m, prices, tiers, quota.NewEmbedded(nil), carried{})
+	in, err := newIngester(cfg, m, prices, tiers, quota.NewEmbedded(nil), carried{}, testNow)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,8 +88,7 @@ func ingestFile(t *testing.T, cfg *Config, file string) (*prometheus.Registry, *
 	reg := prometheus.NewPedanticRegistry()
 	d, in := newStages(t, cfg, reg)
 	reg.MustRegister(in.count.m.Lines)
-	fixed := func() time.Time { return time.Date(2025, 10, 24, 15, 0, 0, 0, time.UTC) }
-	d.now, in.attr.now = fixed, fixed
+	d.now, in.attr.now = testNow, testNow
 	data, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)

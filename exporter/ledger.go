@@ -10,21 +10,21 @@ import (
 
 // usageLedger is the ledger stage: it files each user's calls and tokens
 // under the billing period of when they happened, in the quota store, and
-// remembers each user's tier for the quota series. Not safe for concurrent
-// use.
+// remembers each user's tier for the quota series. The current period is
+// the clock's, never a log line's. Not safe for concurrent use.
 type usageLedger struct {
 	store   quota.Store
 	periods quota.Periods
 	keep    int
+	now     func() time.Time
 	cur     quota.Period   // cache: the period of the last line
-	newest  quota.Period   // the newest period seen: the current one
 	tierOf  map[string]int // tier index last resolved per user
 }
 
 // maxTrackedUsers bounds the per-user tier memory.
 const maxTrackedUsers = 1_000_000
 
-func newUsageLedger(cfg QuotaConfig, store quota.Store, newest quota.Period, tierOf map[string]int) (*usageLedger, error) {
+func newUsageLedger(cfg QuotaConfig, store quota.Store, now func() time.Time, tierOf map[string]int) (*usageLedger, error) {
 	ps, err := quota.NewPeriods(cfg.Period)
 	if err != nil {
 		return nil, err
@@ -32,7 +32,7 @@ func newUsageLedger(cfg QuotaConfig, store quota.Store, newest quota.Period, tie
 	if tierOf == nil {
 		tierOf = map[string]int{}
 	}
-	return &usageLedger{store: store, periods: ps, keep: cfg.KeepPeriods, newest: newest, tierOf: tierOf}, nil
+	return &usageLedger{store: store, periods: ps, keep: cfg.KeepPeriods, now: now, tierOf: tierOf}, nil
 }
 
 // add counts a user's calls and tokens at time at.
@@ -40,24 +40,22 @@ func (l *usageLedger) add(user []byte, tier int, at time.Time, calls, tokens int
 	if t, ok := l.tierOf[string(user)]; !(ok && t == tier) && (ok || len(l.tierOf) < maxTrackedUsers) {
 		l.tierOf[string(user)] = tier
 	}
-	l.store.Add(l.periodOf(at).ID, user, calls, tokens)
+	if !l.cur.Contains(at) {
+		l.cur = l.periods.Of(at)
+	}
+	l.store.Add(l.cur.ID, user, calls, tokens)
 }
 
-// periodOf returns the period of a time, from the cache when it can, and
-// lets the store forget periods older than the kept ones.
-func (l *usageLedger) periodOf(t time.Time) quota.Period {
-	if !l.cur.Contains(t) {
-		l.cur = l.periods.Of(t)
+// current is the billing period now.
+func (l *usageLedger) current() quota.Period { return l.periods.Of(l.now()) }
+
+// retain lets the store forget the periods before the kept ones.
+func (l *usageLedger) retain() {
+	keep := l.current()
+	for i := 1; i < l.keep; i++ {
+		keep = l.periods.Before(keep)
 	}
-	if l.cur.Start.After(l.newest.Start) {
-		l.newest = l.cur
-		keep := l.newest
-		for i := 1; i < l.keep; i++ {
-			keep = l.periods.Before(keep)
-		}
-		l.store.Retain(keep.ID)
-	}
-	return l.cur
+	l.store.Retain(keep.ID)
 }
 
 // defaultInstance names this exporter in a shared ledger: its host and

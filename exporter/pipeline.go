@@ -18,6 +18,7 @@ import (
 
 // process is what outlives pipelines: Run sets it up once.
 type process struct {
+	now        func() time.Time
 	log        *slog.Logger
 	m          *Metrics
 	dir        *state.Dir
@@ -45,7 +46,7 @@ func (pr *process) start(ctx context.Context, cfg *Config, prices *pricing.Table
 		lookup = pr.redisTiers
 	}
 	resolver := plans.NewResolver(cfg.Plans, cfg.Quota.TierSources, lookup)
-	in, err := newIngester(cfg, pr.m, prices, resolver, pr.store, st)
+	in, err := newIngester(cfg, pr.m, prices, resolver, pr.store, st, pr.now)
 	if err != nil {
 		return nil, err
 	}
@@ -64,6 +65,7 @@ func (pr *process) start(ctx context.Context, cfg *Config, prices *pricing.Table
 	if err != nil {
 		return nil, err
 	}
+	d.now = pr.now
 	sources := make([]string, len(cfg.Logs.Sources))
 	for i, s := range cfg.Logs.Sources {
 		sources[i] = s.Path
@@ -126,15 +128,15 @@ func (p *pipeline) loop(events <-chan *eventBatch, snaps <-chan *litellm.Snapsho
 			p.in.ingest(eb)
 			putEventBatch(eb)
 		case snap := <-snaps:
-			p.in.applyLiteLLM(snap, time.Now())
-		case now := <-tick.C:
+			p.in.applyLiteLLM(snap, p.now())
+		case <-tick.C:
 			// Latest wins: a slow disk delays checkpoints, never ingestion.
-			offerLatest(saves, p.in.snapshot(now))
+			offerLatest(saves, p.in.snapshot(p.now()))
 		}
 	}
 	close(saves)
 	writer.Wait()
-	now := time.Now()
+	now := p.now()
 	last := p.in.snapshot(now)
 	p.save(last)
 	// What the final checkpoint holds for Redis gets a moment to arrive;

@@ -48,8 +48,8 @@ type quotas struct {
 	now   func() time.Time
 }
 
-func newQuotas(store quota.Store, cfg *Config) *quotas {
-	q := &quotas{store: store, now: time.Now}
+func newQuotas(store quota.Store, cfg *Config, now func() time.Time) *quotas {
+	q := &quotas{store: store, now: now}
 	q.cfg.Store(cfg)
 	return q
 }

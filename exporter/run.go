@@ -38,6 +38,9 @@ type Options struct {
 	Logger    *slog.Logger
 	// Registry receives the metrics; a new one when nil.
 	Registry *prometheus.Registry
+	// Now is the clock (the billing period, the bounds of line times, new
+	// series' creation); time.Now when nil.
+	Now func() time.Time
 	// Reload delivers reload requests (SIGHUP).
 	Reload <-chan struct{}
 }
@@ -82,7 +85,11 @@ func Run(ctx context.Context, opts Options) error {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		versioncollector.NewCollector("usage_exporter"),
 	)
-	m := NewMetrics(reg, cfg.Metrics, time.Now)
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	m := NewMetrics(reg, cfg.Metrics, now)
 	public.MustRegister(m.Lines)
 	if lines != nil {
 		r, err := m.Lines.Restore(lines)
@@ -102,7 +109,7 @@ func Run(ctx context.Context, opts Options) error {
 		return fmt.Errorf("pricing: %w", err)
 	}
 	m.setPriceTable(prices)
-	pr := &process{log: log, m: m, dir: dir, tailers: &tailerCollector{}, litellm: &litellmCollector{}}
+	pr := &process{now: now, log: log, m: m, dir: dir, tailers: &tailerCollector{}, litellm: &litellmCollector{}}
 	reg.MustRegister(pr.tailers, pr.litellm)
 
 	// The ledger outlives pipelines; with Redis it commits until the last
@@ -115,7 +122,7 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	defer closeLedger()
-	pr.quotas = newQuotas(pr.store, cfg)
+	pr.quotas = newQuotas(pr.store, cfg, now)
 	reg.MustRegister(pr.quotas)
 
 	var ready atomic.Bool

@@ -39,7 +39,7 @@ func startInstance(t *testing.T, cfg *Config, stateDir string, configFile string
 	go func() {
 		done <- Run(ctx, Options{
 			Config: cfg, ConfigFile: configFile, StateDir: stateDir, TelemetryPath: "/metrics",
-			Listeners: []net.Listener{l}, Logger: testLogger(), Registry: reg, Reload: reload,
+			Listeners: []net.Listener{l}, Logger: testLogger(), Registry: reg, Reload: reload, Now: testNow,
 		})
 	}()
 	inst := &instance{reg: reg, url: "http://" + l.Addr().String()}
@@ -71,6 +71,10 @@ func startInstance(t *testing.T, cfg *Config, stateDir string, configFile string
 	})
 	return inst
 }
+
+// testNow is the clock of in-process exporters: mid-November 2025, the
+// billing period of the tests' log lines.
+func testNow() time.Time { return time.Date(2025, 11, 15, 12, 0, 0, 0, time.UTC) }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()

@@ -65,13 +65,14 @@ const (
 	ReasonValue    Reason = "value"    // a field has an impossible value
 	ReasonEncoding Reason = "encoding" // invalid UTF-8 in a field that becomes a label
 	ReasonTooLong  Reason = "too_long" // longer than the configured maximum
+	ReasonTime     Reason = "time"     // a timestamp in the future, or too far in the past
 )
 
 // Reasons lists every Reason, for initialising per-reason series.
-var Reasons = []Reason{ReasonSyntax, ReasonMissing, ReasonValue, ReasonEncoding, ReasonTooLong}
+var Reasons = []Reason{ReasonSyntax, ReasonMissing, ReasonValue, ReasonEncoding, ReasonTooLong, ReasonTime}
 
 // NumReasons is len(Reasons), for arrays indexed by Reason.Index.
-const NumReasons = 5
+const NumReasons = 6
 
 // Index is r's position in Reasons.
 func (r Reason) Index() int {
@@ -127,6 +128,13 @@ var (
 
 // ErrTooLong is what a reader reports for a line it dropped for its length.
 var ErrTooLong error = errTooLong
+
+// ErrFuture and ErrPast reject a line dated beyond the clock's skew or
+// before the horizon: its time is impossible, so are its numbers.
+var (
+	ErrFuture error = newErr(ReasonTime, "timestamp in the future (beyond logs.max_clock_skew)")
+	ErrPast   error = newErr(ReasonTime, "timestamp older than logs.max_line_age")
+)
 
 const (
 	// maxDuration bounds a plausible request time; larger values are data errors.
