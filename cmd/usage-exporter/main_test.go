@@ -148,12 +148,19 @@ func TestSignals(t *testing.T) {
 	}
 }
 
-// ledgerLine is one request of user u%02d with tokens, in November 2025.
+// testStart dates the ledger tests' lines: the real binary keeps the
+// billing periods around the clock's (the test's start).
+var testStart = time.Now().UTC()
+
+// testPeriod is the billing period of testStart (calendar months, UTC).
+var testPeriod = testStart.Format("2006-01") + "-01"
+
+// ledgerLine is one request of user u%02d with tokens, at testStart.
 func ledgerLine(i int) (user string, tokens int, line string) {
 	user = fmt.Sprintf("u%02d", i%20)
 	tokens = 1 + i%13
-	line = fmt.Sprintf(`{"timestamp":"2025-11-03T12:00:00Z","user_id":"%s","path":"/api/v1/llm/chat/completions","status":200,"model":"gpt-4o","input_tokens":%d,"output_tokens":0,"seq":%d}`+"\n",
-		user, tokens, i)
+	line = fmt.Sprintf(`{"timestamp":"%s","user_id":"%s","path":"/api/v1/llm/chat/completions","status":200,"model":"gpt-4o","input_tokens":%d,"output_tokens":0,"seq":%d}`+"\n",
+		testStart.Format(time.RFC3339), user, tokens, i)
 	return
 }
 
@@ -230,7 +237,7 @@ func TestCrashExactlyOnce(t *testing.T) {
 				if srv != nil {
 					c := goredis.NewClient(&goredis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", srv.Port)})
 					defer c.Close()
-					fields, _ := c.HGetAll(context.Background(), "usage:ledger:2025-11-01").Result()
+					fields, _ := c.HGetAll(context.Background(), "usage:ledger:"+testPeriod).Result()
 					for f, v := range fields {
 						n, _ := strconv.ParseInt(v, 10, 64)
 						u := out[f[2:]]
@@ -247,7 +254,7 @@ func TestCrashExactlyOnce(t *testing.T) {
 					var q struct {
 						Used map[string]int64 `json:"used"`
 					}
-					resp, err := http.Get("http://" + addr + "/api/v1/quotas?user=" + user + "&period=2025-11-01")
+					resp, err := http.Get("http://" + addr + "/api/v1/quotas?user=" + user + "&period=" + testPeriod)
 					if err != nil {
 						return nil
 					}
