@@ -50,21 +50,24 @@ type attributor struct {
 	models        *modelTable
 	dups          *dedup.Window
 	dupConfig     dedup.Config
-	routeOverflow *series.Series
+	routeOverflow []*series.Series // by service
 	now           func() time.Time
 }
 
 func newAttributor(cfg *Config, m *Metrics, prices *pricing.Table, tiers *plans.Resolver) (*attributor, error) {
-	cl, err := classify.New(cfg.Classify)
+	cc := cfg.Classify
+	cc.MaxRouteBytes = cfg.Labels.MaxBytes
+	cl, err := classify.New(cc)
 	if err != nil {
 		return nil, err
 	}
 	a := &attributor{classifier: cl, tiers: tiers, dupConfig: cfg.Duplicates, now: time.Now,
-		users:         newUserLabels(cfg.Users, m.seriesOverflow.With(overflowUser)),
-		models:        newModelTable(prices, cfg.Pricing.MaxModels, m.seriesOverflow.With(overflowModel)),
-		routeOverflow: m.seriesOverflow.With(overflowRoute)}
+		users:  newUserLabels(cfg.Users, m.seriesOverflow.With(overflowUser, "")),
+		models: newModelTable(prices, cfg.Pricing.MaxModels, m.seriesOverflow.With(overflowModel, ""))}
 	for _, name := range cl.Services() {
 		a.perCall = append(a.perCall, max(cfg.Pricing.PerCall[name], 0))
+		// Whose route cap overflowed: each service has its own.
+		a.routeOverflow = append(a.routeOverflow, m.seriesOverflow.With(overflowRoute, name))
 	}
 	for _, src := range cfg.Logs.Sources {
 		a.spend = append(a.spend, src.ModelSpend(cfg.LiteLLM))
@@ -79,7 +82,7 @@ func (a *attributor) attribute(eb *eventBatch, ev *event, c *call) bool {
 		return false
 	}
 	if route.Overflow {
-		a.routeOverflow.Inc()
+		a.routeOverflow[route.Service].Inc()
 	}
 	*c = call{route: route, svc: route.Service, model: -1}
 	if ev.service >= 0 {

@@ -83,6 +83,8 @@ func TestBadConfigs(t *testing.T) {
 		"bad-limit.yml":         `bad-limit.yml: line 3: limit must be a non-negative integer or "unlimited", not "lots"`,
 		"bad-user-tier.yml":     `bad-user-tier.yml: line 3: plans.users.bob: unknown tier "platinum"`,
 		"bad-service.yml":       "bad-service.yml: line 4: classify.services[0].prefixes[0]: must start with /",
+		// The glob is checked at load, not when the tailer starts.
+		"bad-glob.yml": `bad-glob.yml: line 3: logs.sources[0].path: bad pattern "logs/[x.log": syntax error in pattern`,
 		// yaml.v3 reports the line where the broken mapping starts.
 		"bad-yaml.yml": "bad-yaml.yml: line 1: did not find expected key",
 	}

@@ -2,6 +2,8 @@ package exporter
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"log/slog"
 	"sync"
 	"time"
@@ -86,6 +88,9 @@ type decoder struct {
 	maxLine     int
 	logInterval time.Duration
 	skew, age   time.Duration
+	limits      LimitsConfig
+	labels      LabelsConfig
+	hashed      []byte // scratch for hashed label values
 	log         *slog.Logger
 	services    []string
 	sources     []*sourceDecoder
@@ -102,7 +107,8 @@ type sourceDecoder struct {
 
 func newDecoder(cfg *Config, services []string, log *slog.Logger) (*decoder, error) {
 	d := &decoder{maxLine: cfg.Logs.MaxLineBytes, logInterval: cfg.Logs.InvalidLogInterval, log: log,
-		skew: cfg.Logs.MaxClockSkew, age: cfg.Logs.MaxLineAge, services: services, now: time.Now}
+		skew: cfg.Logs.MaxClockSkew, age: cfg.Logs.MaxLineAge, limits: cfg.Logs.Limits, labels: cfg.Labels,
+		services: services, now: time.Now}
 	for _, src := range cfg.Logs.Sources {
 		p, err := logparse.New(src.Config)
 		if err != nil {
@@ -149,6 +155,10 @@ func (d *decoder) decode(b *tailer.Batch) *eventBatch {
 				continue
 			}
 		}
+		if err := d.check(rec); err != nil {
+			d.reject(eb, src, line, err)
+			continue
+		}
 		svc := -1
 		for i, name := range d.services {
 			if len(rec.Service) > 0 && name == string(rec.Service) { // a comparison: no allocation
@@ -164,10 +174,10 @@ func (d *decoder) decode(b *tailer.Batch) *eventBatch {
 			hasDuration: rec.HasDuration,
 			duration:    rec.Duration,
 			size:        rec.Size,
-			user:        eb.put(rec.User),
+			user:        eb.put(d.label(rec.User)),
 			tier:        eb.put(rec.Tier),
 			cacheKey:    eb.put(rec.CacheKey),
-			model:       eb.put(rec.Model),
+			model:       eb.put(d.label(rec.Model)),
 			tokens: pricing.Usage{Input: rec.InputTokens, Output: rec.OutputTokens, CacheRead: rec.CacheReadTokens,
 				CacheWrite: rec.CacheWriteTokens, Reasoning: rec.ReasoningTokens},
 			hasTokens: rec.HasTokens,
@@ -191,6 +201,45 @@ func (d *decoder) decode(b *tailer.Batch) *eventBatch {
 		eb.reasons[logparse.ReasonTooLong.Index()] += b.Dropped
 	}
 	return eb
+}
+
+// Values beyond the configured bounds: impossible, so invalid.
+var (
+	errBigResponse = &logparse.Error{Reason: logparse.ReasonValue, Msg: "response size beyond logs.limits.max_response_bytes"}
+	errManyTokens  = &logparse.Error{Reason: logparse.ReasonValue, Msg: "token count beyond logs.limits.max_tokens"}
+	errBigCost     = &logparse.Error{Reason: logparse.ReasonValue, Msg: "cost beyond logs.limits.max_cost"}
+	errLongRequest = &logparse.Error{Reason: logparse.ReasonValue, Msg: "request time beyond logs.limits.max_duration"}
+	errLongLabel   = &logparse.Error{Reason: logparse.ReasonValue, Msg: "user or model longer than labels.max_bytes (labels.overlong: reject)"}
+)
+
+// check applies the plausibility bounds and the label length bound.
+func (d *decoder) check(rec *logparse.Record) error {
+	l := &d.limits
+	switch {
+	case rec.Size > l.MaxResponseBytes:
+		return errBigResponse
+	case rec.InputTokens > l.MaxTokens || rec.OutputTokens > l.MaxTokens || rec.CacheReadTokens > l.MaxTokens ||
+		rec.CacheWriteTokens > l.MaxTokens || rec.ReasoningTokens > l.MaxTokens:
+		return errManyTokens
+	case rec.HasCost && rec.Cost > l.MaxCost:
+		return errBigCost
+	case rec.HasDuration && rec.Duration > l.MaxDuration.Seconds():
+		return errLongRequest
+	case d.labels.Overlong == OverlongReject && (len(rec.User) > d.labels.MaxBytes || len(rec.Model) > d.labels.MaxBytes):
+		return errLongLabel
+	}
+	return nil
+}
+
+// label is a user id or model name as it may become a label value: under
+// labels.overlong: hash, a longer one is replaced by its hash.
+func (d *decoder) label(v []byte) []byte {
+	if len(v) <= d.labels.MaxBytes {
+		return v
+	}
+	sum := sha256.Sum256(v)
+	d.hashed = append(d.hashed[:0], "hash:"...)
+	return hex.AppendEncode(d.hashed, sum[:8])
 }
 
 // reject counts a bad line and logs it, at most once per interval per source.

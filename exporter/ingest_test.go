@@ -182,18 +182,22 @@ func TestUserCapRouteCapAndLabelPolicy(t *testing.T) {
 	cfg.Users.MaxUsers = 2
 	cfg.Users.Label = UserLabelHashed
 	cfg.Users.HashKey = "secret"
-	cfg.Classify.MaxRoutes = 2
+	cfg.Classify.MaxRoutes = 1
 	reg, in := ingestFile(t, cfg, "testdata/access-json.log")
 	m := in.count.m
 	// Users in order of appearance: admin, dev, then trial-user and ops fold.
-	if got := m.seriesOverflow.With(overflowUser).Value(); got != 5 {
+	if got := m.seriesOverflow.With(overflowUser, "").Value(); got != 5 {
 		t.Errorf("user overflow = %v, want 5", got)
 	}
-	// Routes: chat/completions and embeddings; 9 later requests fold.
-	if got := m.seriesOverflow.With(overflowRoute).Value(); got != 9 {
-		t.Errorf("route overflow = %v, want 9", got)
+	// One route per service: llm keeps chat/completions (its /v1 one folds),
+	// search its first (suggest folds), other the users' usage route (jobs
+	// folds); the others have one route each.
+	for svc, want := range map[string]float64{"llm": 1, "search": 1, "other": 1, "embeddings": 0, "tts": 0} {
+		if got := m.seriesOverflow.With(overflowRoute, svc).Value(); got != want {
+			t.Errorf("%s route overflow = %v, want %v", svc, got, want)
+		}
 	}
-	if got := m.requests.With("search", otherLabel, "POST", "200").Value(); got != 1 {
+	if got := m.requests.With("search", otherLabel, "GET", "200").Value(); got != 1 {
 		t.Errorf("folded search route = %v, want 1: a folded route keeps its service", got)
 	}
 	out, err := testutil.GatherAndFormat(reg, expfmt.TypeTextPlain, "usage_user_requests_total")

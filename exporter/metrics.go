@@ -169,7 +169,8 @@ func NewMetrics(reg prometheus.Registerer, cfg MetricsConfig, now func() time.Ti
 			"source", "result"),
 		logLineErrors: counter("exporter_log_line_errors_total", "Invalid log lines by source and reason.", "source", "reason"),
 		seriesOverflow: counter("exporter_series_overflow_total",
-			"Requests whose label value was folded into __other__ by a cardinality cap, by reason.", "reason"),
+			"Requests whose label value was folded into __other__ by a cardinality cap, by reason (user_cap, route_cap, model_cap) and, for routes, the api_service whose cap it was.",
+			"reason", "api_service"),
 		dedupEvictions: counter("exporter_duplicate_window_evictions_total",
 			"Cache keys forgotten before their window ended because duplicates.max_keys was reached."),
 		cost: counter("cost_dollars_total",
@@ -228,8 +229,8 @@ func NewMetrics(reg prometheus.Registerer, cfg MetricsConfig, now func() time.Ti
 // so that rate() and alerts see them before their first event. Call it
 // after restoring the counters of a state file.
 func (m *Metrics) initLines() {
-	for _, r := range []string{overflowUser, overflowRoute, overflowModel} {
-		m.seriesOverflow.With(r)
+	for _, r := range []string{overflowUser, overflowModel} {
+		m.seriesOverflow.With(r, "")
 	}
 	m.dedupEvictions.With()
 }

@@ -60,6 +60,13 @@ func TestConfigCheck(t *testing.T) {
 	if want := bad + `: line 4: logs.sources[0].format: must be one of json, nginx, not "xml"`; !strings.Contains(string(out), want) {
 		t.Fatalf("bad config message:\n%s\nwant %q", out, want)
 	}
+	// A bad glob fails the check, with its line, not the start.
+	badGlob := filepath.Join(dir, "glob.yml")
+	os.WriteFile(badGlob, []byte("logs:\n  sources:\n    - path: logs/[x.log\n"), 0o644)
+	out, err = command("--config.file", badGlob, "--config.check").CombinedOutput()
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(string(out), "line 3: logs.sources[0].path: bad pattern") {
+		t.Fatalf("bad glob: %v\n%s", err, out)
+	}
 	// Flags are validated like the file.
 	out, err = command("--log.path", "/tmp/x.log", "--log.format", "csv").CombinedOutput()
 	if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(string(out), "csv") {

@@ -4,6 +4,9 @@
 package classify
 
 import (
+	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
 	"strconv"
 	"strings"
 
@@ -22,14 +25,21 @@ const OverflowRoute = "__other__"
 type ServiceRule struct {
 	Name     string   `yaml:"name"`
 	Prefixes []string `yaml:"prefixes"`
+	// MaxRoutes caps this service's routes; 0 takes Config.MaxRoutes.
+	MaxRoutes int `yaml:"max_routes,omitempty"`
 }
 
 // Config configures a Classifier.
 type Config struct {
 	// Services are tried in order; the first matching rule wins.
 	Services []ServiceRule `yaml:"services"`
-	// MaxRoutes caps distinct route labels; further routes fold into __other__.
+	// MaxRoutes caps distinct route labels per service; further routes of
+	// the service fold into its __other__ route, so that one noisy service
+	// cannot take the routes of the others.
 	MaxRoutes int `yaml:"max_routes"`
+	// MaxRouteBytes: a longer route label is replaced by a hash of it (the
+	// exporter sets it from labels.max_bytes).
+	MaxRouteBytes int `yaml:"-"`
 	// IgnorePaths are path prefixes whose lines are counted as filtered and not measured.
 	IgnorePaths []string `yaml:"ignore_paths,omitempty"`
 }
@@ -45,7 +55,8 @@ func DefaultConfig() Config {
 			{Name: "tts", Prefixes: []string{"/api/v1/tts", "/v1/audio/speech"}},
 			{Name: "stt", Prefixes: []string{"/api/v1/stt", "/v1/audio/transcriptions", "/v1/audio/translations"}},
 		},
-		MaxRoutes: 500,
+		MaxRoutes:     500,
+		MaxRouteBytes: 128,
 	}
 }
 
@@ -53,6 +64,9 @@ func DefaultConfig() Config {
 func (c Config) Validate() error {
 	if c.MaxRoutes < 1 {
 		return fielderr.New("max_routes", "must be at least 1, not %d", c.MaxRoutes)
+	}
+	if c.MaxRouteBytes < 16 {
+		return fielderr.New("max_route_bytes", "must be at least 16, not %d", c.MaxRouteBytes)
 	}
 	seen := map[string]bool{}
 	for i, s := range c.Services {
@@ -69,6 +83,9 @@ func (c Config) Validate() error {
 		seen[s.Name] = true
 		if len(s.Prefixes) == 0 {
 			return fielderr.New(path+".prefixes", "needs at least one path prefix")
+		}
+		if s.MaxRoutes < 0 {
+			return fielderr.New(path+".max_routes", "must not be negative")
 		}
 		for j, p := range s.Prefixes {
 			if !strings.HasPrefix(p, "/") {
@@ -105,7 +122,9 @@ type Classifier struct {
 	services []string // rule names, then OtherService
 	rules    []prefixRule
 	ignore   []string
-	max      int
+	max      []int // route cap by service
+	count    []int // routes by service
+	maxBytes int
 	routes   map[string]*Route // by collapsed path
 	raw      map[string]*Route // by path as logged, without its query: skips collapsing
 	overflow []*Route          // one per service
@@ -122,15 +141,18 @@ func New(cfg Config) (*Classifier, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	c := &Classifier{max: cfg.MaxRoutes, routes: make(map[string]*Route), raw: make(map[string]*Route), ignore: cfg.IgnorePaths,
-		scratch: make([]byte, 0, 256)}
+	c := &Classifier{maxBytes: cfg.MaxRouteBytes, routes: make(map[string]*Route), raw: make(map[string]*Route),
+		ignore: cfg.IgnorePaths, scratch: make([]byte, 0, 256)}
 	for i, s := range cfg.Services {
 		c.services = append(c.services, s.Name)
+		c.max = append(c.max, cmp.Or(s.MaxRoutes, cfg.MaxRoutes))
 		for _, p := range s.Prefixes {
 			c.rules = append(c.rules, prefixRule{prefix: p, service: i})
 		}
 	}
 	c.services = append(c.services, OtherService)
+	c.max = append(c.max, cfg.MaxRoutes)
+	c.count = make([]int, len(c.services))
 	for i := range c.services {
 		c.overflow = append(c.overflow, &Route{Label: OverflowRoute, Service: i, Overflow: true})
 	}
@@ -181,11 +203,16 @@ func (c *Classifier) route(path []byte) *Route {
 		return ignoredRoute
 	}
 	svc := c.match(c.scratch)
-	if len(c.routes) >= c.max {
+	if c.count[svc] >= c.max[svc] {
 		return c.overflow[svc]
 	}
+	c.count[svc]++
 	r := &Route{Label: string(c.scratch), Service: svc}
 	c.routes[r.Label] = r
+	if len(r.Label) > c.maxBytes {
+		// A route no API has: keep it apart, but not as a huge label value.
+		r.Label = HashLabel(r.Label)
+	}
 	return r
 }
 
@@ -212,6 +239,13 @@ func hasSegmentPrefix(path []byte, prefix string) bool {
 		return false
 	}
 	return len(path) == len(prefix) || prefix[len(prefix)-1] == '/' || path[len(prefix)] == '/'
+}
+
+// HashLabel stands for a label value too long to expose: "hash:" and 16
+// hex digits of its SHA-256.
+func HashLabel(v string) string {
+	sum := sha256.Sum256([]byte(v))
+	return "hash:" + hex.EncodeToString(sum[:8])
 }
 
 // Collapse appends to dst the route of path: the query string and fragment

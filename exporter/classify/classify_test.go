@@ -27,22 +27,29 @@ func TestCollapse(t *testing.T) {
 	}
 }
 
+// Each service has its own route cap: a service with many routes folds
+// its own into __other__ and leaves the others' alone.
 func TestRouteServicesAndCap(t *testing.T) {
 	cfg := DefaultConfig()
-	cfg.MaxRoutes = 3
+	cfg.MaxRoutes = 2
+	cfg.Services[2].MaxRoutes = 1 // search
 	cfg.IgnorePaths = []string{"/healthz"}
 	c, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	svc := func(r *Route) string { return c.Services()[r.Service] }
+	long := "/api/v1/llm/" + strings.Repeat("abc/", 40)
 	cases := []struct{ path, route, service string }{
 		{"/api/v1/llm/chat/completions", "/api/v1/llm/chat/completions", "llm"},
+		{long, HashLabel(long), "llm"}, // too long for a label: its hash
+		// llm's cap is reached: its new routes fold, keeping their service...
+		{"/api/v1/llm/completions", OverflowRoute, "llm"},
+		// ...and the other services still get theirs.
 		{"/api/v1/search/suggest?q=x", "/api/v1/search/suggest", "search"},
 		{"/api/v1/searches", "/api/v1/searches", "other"},
-		// The cap is reached: new routes fold, keeping their service.
-		{"/api/v1/embeddings", OverflowRoute, "embeddings"},
-		{"/api/v1/tts/voices", OverflowRoute, "tts"},
+		{"/api/v1/embeddings", "/api/v1/embeddings", "embeddings"},
+		{"/api/v1/search/more", OverflowRoute, "search"}, // search's own cap is 1
 		{"/api/v1/search/suggest?q=y", "/api/v1/search/suggest", "search"},
 	}
 	for _, tc := range cases {

@@ -1,6 +1,7 @@
 package logparse
 
 import (
+	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -199,7 +200,9 @@ func TestNginxReject(t *testing.T) {
 		{``, ReasonSyntax},
 		{`garbage`, ReasonSyntax},
 		{good[:40], ReasonSyntax},
-		{good + ` trailing`, ReasonValue},
+		// Text after the last variable is not in the format: a format mismatch,
+		// as the runbook says (it was "value" before).
+		{good + ` trailing`, ReasonSyntax},
 		{strings.Replace(good, `"GET /a HTTP/1.1"`, `"-"`, 1), ReasonSyntax},
 		{strings.Replace(good, "24/Oct/2025", "24/Foo/2025", 1), ReasonValue},
 		{strings.Replace(good, " 200 ", " 2x0 ", 1), ReasonValue},
@@ -218,6 +221,25 @@ func TestNginxReject(t *testing.T) {
 		if got := ReasonOf(err); got != tc.reason {
 			t.Errorf("Parse(%q): reason %s (%v), want %s", tc.line, got, err, tc.reason)
 		}
+	}
+}
+
+// A stock "combined" line read with the default format, which expects
+// $request_time after the user agent, is a syntax error naming the
+// variable: it was a value error, which the runbook tells apart from a
+// wrong format.
+func TestCombinedLineWithDefaultFormat(t *testing.T) {
+	p := mustNew(t, Config{Format: "nginx"})
+	combined := `10.0.0.1 - alice [24/Oct/2025:14:32:15 +0000] "POST /api/v1/llm/chat/completions HTTP/1.1" 200 1024 "-" "Mozilla/5.0 (X11; Linux x86_64)"`
+	var rec Record
+	err := p.Parse([]byte(combined), &rec)
+	if ReasonOf(err) != ReasonSyntax || !strings.Contains(fmt.Sprint(err), "$request_time") {
+		t.Errorf("combined line: %v, want a syntax error naming $request_time", err)
+	}
+	// The same line read with the combined format parses.
+	p = mustNew(t, Config{Format: "nginx", NginxFormat: `$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent"`})
+	if err := p.Parse([]byte(combined), &rec); err != nil || string(rec.User) != "alice" {
+		t.Errorf("with the combined format: %v %q", err, rec.User)
 	}
 }
 

@@ -16,6 +16,10 @@ type nginxToken struct {
 	width   int     // the value's fixed length, when it has one
 	fields  []Field // record fields this variable feeds
 	request bool    // $request: feeds method and path
+	// mismatch names the token where a line parts from the format:
+	// the variable whose value is not what it should be, or the variable
+	// a literal ends (or, for the first token, starts).
+	mismatch *Error
 }
 
 // nginxParser matches lines against a compiled nginx log_format. A variable
@@ -125,6 +129,17 @@ func newNginxParser(format string, keys [numFields][]string, loc *time.Location)
 	if !bound(FieldStatus) {
 		return nil, fielderr.New("nginx_format", "has no $status")
 	}
+	for i := range toks {
+		t := &toks[i]
+		switch {
+		case t.name != "":
+			t.mismatch = newErr(ReasonSyntax, fmt.Sprintf("$%s does not hold what the log_format says it does (is it the format of these lines?)", t.name))
+		case i > 0:
+			t.mismatch = newErr(ReasonSyntax, fmt.Sprintf("the line does not match the log_format after $%s (is it the format of these lines?)", toks[i-1].name))
+		default:
+			t.mismatch = newErr(ReasonSyntax, fmt.Sprintf("the line does not start as the log_format (%q)", t.literal))
+		}
+	}
 	p := &nginxParser{tokens: toks, loc: loc, left: len(toks), right: len(toks)}
 	p.planSkip()
 	return p, nil
@@ -173,7 +188,7 @@ func (p *nginxParser) Parse(line []byte, rec *Record) error {
 		t := &p.tokens[i]
 		if t.name == "" {
 			if len(line)-pos < len(t.literal) || !hasLiteralAt(line, pos, t.literal) {
-				return errFormat
+				return t.mismatch
 			}
 			pos += len(t.literal)
 			continue
@@ -184,7 +199,7 @@ func (p *nginxParser) Parse(line []byte, rec *Record) error {
 			end := t.width
 			if end == 0 || len(line)-pos < end+len(next) || !hasLiteralAt(line, pos+end, next) {
 				if end = indexLiteral(line[pos:], next); end < 0 {
-					return errFormat
+					return p.tokens[i+1].mismatch
 				}
 			}
 			val = line[pos : pos+end]
@@ -203,7 +218,7 @@ func (p *nginxParser) Parse(line []byte, rec *Record) error {
 		t := &p.tokens[i]
 		if t.name == "" {
 			if end-pos < len(t.literal) || !hasLiteralAt(line, end-len(t.literal), t.literal) {
-				return errFormat
+				return t.mismatch
 			}
 			end -= len(t.literal)
 			continue
@@ -211,7 +226,7 @@ func (p *nginxParser) Parse(line []byte, rec *Record) error {
 		prev := p.tokens[i-1].literal // right > left >= 0, and variables never touch
 		start := lastIndexLiteral(line[pos:end], prev)
 		if start < 0 {
-			return errFormat
+			return p.tokens[i-1].mismatch
 		}
 		start += pos + len(prev)
 		if err := p.apply(t, line[start:end], rec); err != nil {
@@ -220,7 +235,7 @@ func (p *nginxParser) Parse(line []byte, rec *Record) error {
 		end = start
 	}
 	if p.right == len(p.tokens) && pos != len(line) {
-		return errFormat
+		return p.tokens[len(p.tokens)-1].mismatch
 	}
 	return rec.validate()
 }
@@ -233,6 +248,12 @@ func (p *nginxParser) apply(t *nginxToken, val []byte, rec *Record) error {
 	}
 	for _, f := range t.fields {
 		if err := p.setField(f, val, rec); err != nil {
+			if err == errNumber && bytes.ContainsAny(val, " \"[") {
+				// Text where the format has a number (a stock combined line
+				// read with $request_time at its end): the format does not
+				// describe the line. A malformed number alone is a value error.
+				return t.mismatch
+			}
 			return err
 		}
 	}
