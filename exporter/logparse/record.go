@@ -110,7 +110,6 @@ var (
 	errJSON         = newErr(ReasonSyntax, "malformed JSON")
 	errTooDeep      = newErr(ReasonSyntax, "JSON nested too deeply")
 	errTrailing     = newErr(ReasonSyntax, "trailing data after JSON object")
-	errFormat       = newErr(ReasonSyntax, "line does not match the log format")
 	errRequest      = newErr(ReasonSyntax, "malformed request line")
 	errNoPath       = newErr(ReasonMissing, "no request path")
 	errNoStatus     = newErr(ReasonMissing, "no status")

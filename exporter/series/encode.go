@@ -120,18 +120,18 @@ func (s *Set) Restore(data []byte) (Restored, error) {
 	nf := d.uvarint()
 	for range nf {
 		name, kind := d.string(), Kind(d.byte())
-		labels := make([]string, d.uvarint())
+		labels := make([]string, d.count(1))
 		for i := range labels {
 			labels[i] = d.string()
 		}
 		var buckets []float64
 		if kind == Histogram {
-			buckets = make([]float64, d.uvarint())
+			buckets = make([]float64, d.count(8))
 			for i := range buckets {
 				buckets[i] = d.float()
 			}
 		}
-		released, n := int(d.uvarint()), int(d.uvarint())
+		released, n := d.uvarint(), d.count(1)
 		var f *Family
 		for _, g := range fams {
 			if g.name == name && g.kind == kind && slices.Equal(g.labels, labels) &&
@@ -181,7 +181,7 @@ func (s *Set) Restore(data []byte) (Restored, error) {
 			}
 		}
 		if f != nil {
-			f.released = min(released, n)
+			f.released = int(min(released, uint64(n)))
 			r.Series += n
 		}
 		if d.err != nil {
@@ -227,6 +227,17 @@ func (d *decoder) uvarint() uint64 {
 	}
 	d.b = d.b[n:]
 	return v
+}
+
+// count reads a number of elements that take at least size bytes each:
+// more than the bytes left is corrupt (and must not be allocated).
+func (d *decoder) count(size int) int {
+	n := d.uvarint()
+	if n > uint64(len(d.b)/size) {
+		d.fail(errShort)
+		return 0
+	}
+	return int(n)
 }
 
 func (d *decoder) varint() int64 {

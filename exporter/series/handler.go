@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -37,12 +38,13 @@ var (
 )
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	deadline := scrapeDeadline(r.Header, time.Now())
 	mfs, err := h.base.Gather()
 	if err != nil {
 		// As promhttp's ContinueOnError: serve what was gathered, log the rest.
 		h.log.Error("gathering metrics", "err", err)
 	}
-	format := expfmt.NegotiateIncludingOpenMetrics(r.Header)
+	format := expfmt.NegotiateAccept(r.Header, expfmt.DefaultOpenMetricsAcceptedFormats()...)
 	snap := h.set.Published()
 	header := w.Header()
 	header.Set("Content-Type", string(format))
@@ -98,10 +100,22 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if gz != nil && err == nil {
 		err = gz.Close()
 	}
-	// Only a scrape that got the whole snapshot saw its new series at zero.
-	if err == nil && snap != nil {
+	// Only a scrape that got the whole snapshot, in time for the scraper to
+	// keep it, saw its new series at zero.
+	if err == nil && snap != nil && r.Context().Err() == nil && (deadline.IsZero() || time.Now().Before(deadline)) {
 		snap.Served()
 	}
+}
+
+// scrapeDeadline is when a Prometheus scrape started at start gives up,
+// less a fifth for the transfer, from the timeout Prometheus sends; zero
+// when it sends none.
+func scrapeDeadline(h http.Header, start time.Time) time.Time {
+	secs, err := strconv.ParseFloat(h.Get("X-Prometheus-Scrape-Timeout-Seconds"), 64)
+	if err != nil || !(secs > 0) {
+		return time.Time{}
+	}
+	return start.Add(time.Duration(secs * 0.8 * float64(time.Second)))
 }
 
 // snapshotCollector collects one snapshot, unchecked (the families are

@@ -2,6 +2,7 @@ package series
 
 import (
 	"compress/gzip"
+	"context"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -85,7 +86,20 @@ func TestBrokenScrapeIsNotServed(t *testing.T) {
 	if s.Published().served.Load() {
 		t.Error("a scrape whose writes failed counts as served")
 	}
-	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/metrics", nil))
+	// Prometheus gave up (its connection closed), or the scrape ended past
+	// the timeout Prometheus sent: it kept nothing.
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/metrics", nil).WithContext(gone))
+	late := httptest.NewRequest("GET", "/metrics", nil)
+	late.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", "0.000000001")
+	h.ServeHTTP(httptest.NewRecorder(), late)
+	if s.Published().served.Load() {
+		t.Error("a scrape Prometheus abandoned counts as served")
+	}
+	inTime := httptest.NewRequest("GET", "/metrics", nil)
+	inTime.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", "10")
+	h.ServeHTTP(httptest.NewRecorder(), inTime)
 	if !s.Published().served.Load() {
 		t.Error("a whole scrape does not count as served")
 	}

@@ -14,11 +14,10 @@ type histogram struct {
 	sum    float64
 	count  uint64
 
-	schema     int32 // math.MinInt32 without native buckets
-	zero       uint64
-	pos, neg   window
-	populated  int // native buckets with a count
-	maxBuckets int
+	schema    int32 // math.MinInt32 without native buckets
+	zero      uint64
+	pos, neg  window
+	populated int // native buckets with a count
 }
 
 // window holds counts of consecutive keys from first.

@@ -58,6 +58,11 @@ type Set struct {
 	// scraped there once).
 	hold      time.Duration
 	published atomic.Pointer[Snapshot]
+	// served is the newest published snapshot a scrape has rendered: the
+	// series it showed at zero can be released. Kept apart from published,
+	// which checkpoints may replace faster than scrapes come.
+	served atomic.Pointer[Snapshot]
+	seq    uint64 // numbers snapshots, in the order taken
 }
 
 // NewSet returns an empty set; now stamps new series' creation.

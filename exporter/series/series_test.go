@@ -74,6 +74,37 @@ func TestNewSeriesShowZeroUntilScraped(t *testing.T) {
 	}
 }
 
+// Checkpoints publish faster than Prometheus scrapes: a scrape of any
+// snapshot that showed a series at zero releases it, even once newer
+// snapshots have replaced that one unscraped (before, a series born while
+// checkpoints outpaced scrapes could stay at zero for good).
+func TestReleaseOutlivesThePublishedSnapshot(t *testing.T) {
+	c := newClock()
+	s := NewSet(c.now)
+	reqs := s.NewCounter("x_requests_total", "Requests.", "code")
+	reqs.With("200").Add(3)
+	s.Publish(s.Snapshot())
+	scraped := s.Published()
+	s.Publish(s.Snapshot()) // a checkpoint before the scrape ends
+	reqs.With("500").Inc()
+	scraped.Served()
+	s.Publish(s.Snapshot()) // and another after it
+	if v, _ := s.Published().Value(reqs, "200"); v != 3 {
+		t.Fatalf("a series scraped at zero is still held: %v", v)
+	}
+	if v, _ := s.Published().Value(reqs, "500"); v != 0 {
+		t.Fatalf("a series the scrape did not see is released: %v", v)
+	}
+	// A slow scrape of an older snapshot ending last does not hold back.
+	newer := s.Published()
+	newer.Served()
+	scraped.Served()
+	s.Publish(s.Snapshot())
+	if v, _ := s.Published().Value(reqs, "500"); v != 1 {
+		t.Errorf("released series went back to zero: %v", v)
+	}
+}
+
 // randomSet builds families with awkward label values and random
 // observations, and releases every series.
 func randomSet(rng *rand.Rand, c *clock) *Set {
@@ -291,4 +322,25 @@ func TestEncodeRestoreRoundTrip(t *testing.T) {
 	if problems, err := testutil.CollectAndLint(r); err != nil || len(problems) > 0 {
 		t.Errorf("lint: %v %v", problems, err)
 	}
+}
+
+// FuzzRestore: any bytes restore or fail, never panic or allocate without
+// bound; what restores can be snapshotted and served.
+func FuzzRestore(f *testing.F) {
+	c := newClock()
+	f.Add(randomSet(rand.New(rand.NewPCG(3, 3)), c).Snapshot().Encode(nil))
+	f.Add([]byte(magic + "\x01\x00\x0bt_events_total\x00\x00\x00\x01"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r := NewSet(newClock().now)
+		r.NewCounter("t_cost_dollars_total", "Cost.", "route", "api_service")
+		r.NewCounter("t_events_total", "Events.")
+		r.NewHistogram("t_duration_seconds", "Duration.", HistogramOpts{Buckets: []float64{0.005, 0.1, 1, 2.5, 60},
+			NativeFactor: 1.1, NativeMaxBuckets: 160}, "api_service")
+		if _, err := r.Restore(data); err != nil {
+			return
+		}
+		snap := r.Snapshot()
+		r.Publish(snap)
+		_ = snap.Encode(nil)
+	})
 }

@@ -10,6 +10,8 @@ import (
 // the updating goroutine, it is immutable: it can be encoded into a
 // checkpoint and, once that is durable, published to readers.
 type Snapshot struct {
+	set       *Set
+	seq       uint64
 	fams      []famSnapshot
 	taken     time.Time
 	published time.Time
@@ -33,22 +35,25 @@ type histSnapshot struct {
 	pos, neg window
 }
 
-// Snapshot copies the values of every series. A series created since the
-// last published snapshot, or shown at zero in it, is released (shown with
-// its value) only once a scrape has rendered the published snapshot and
-// the set's hold has passed since it was published. Only the updating
-// goroutine may call it.
+// Snapshot copies the values of every series. A series is shown at zero
+// until a scrape has rendered a published snapshot that had it, and the
+// set's hold has passed since that snapshot was published; from then on it
+// is released (shown with its value). Only the updating goroutine may call
+// it.
 func (s *Set) Snapshot() *Snapshot {
 	s.mu.Lock()
 	fams := slices.Clone(s.families)
 	s.mu.Unlock()
 	now := s.now()
-	pub := s.published.Load()
-	seen := pub != nil && pub.served.Load() && now.Sub(pub.published) >= s.hold
-	snap := &Snapshot{taken: now, fams: make([]famSnapshot, len(fams))}
+	seen := s.served.Load()
+	if seen != nil && now.Sub(seen.published) < s.hold {
+		seen = nil
+	}
+	s.seq++
+	snap := &Snapshot{set: s, seq: s.seq, taken: now, fams: make([]famSnapshot, len(fams))}
 	for i, f := range fams {
-		if seen {
-			if fs := pub.family(f); fs != nil {
+		if seen != nil {
+			if fs := seen.family(f); fs != nil {
 				f.released = max(f.released, len(fs.series))
 			}
 		}
@@ -76,6 +81,15 @@ func (h *histogram) snapshot() histSnapshot {
 		neg: window{first: h.neg.first, counts: slices.Clone(h.neg.counts)}}
 }
 
+// Len is the number of series the snapshot holds.
+func (snap *Snapshot) Len() int {
+	n := 0
+	for i := range snap.fams {
+		n += len(snap.fams[i].series)
+	}
+	return n
+}
+
 func (snap *Snapshot) family(f *Family) *famSnapshot {
 	for i := range snap.fams {
 		if snap.fams[i].f == f {
@@ -94,8 +108,24 @@ func (s *Set) Publish(snap *Snapshot) {
 // Published is what readers see: the last published snapshot, or nil.
 func (s *Set) Published() *Snapshot { return s.published.Load() }
 
-// Served marks the snapshot as seen by a scrape.
-func (snap *Snapshot) Served() { snap.served.Store(true) }
+// Served marks the snapshot as seen by a scrape; the set releases the
+// series it showed at zero at its next Snapshot. A scrape of an older
+// snapshot that ends after a newer one's does not move this back.
+func (snap *Snapshot) Served() {
+	snap.served.Store(true)
+	if snap.set == nil {
+		return
+	}
+	for {
+		cur := snap.set.served.Load()
+		if cur != nil && cur.seq >= snap.seq {
+			return
+		}
+		if snap.set.served.CompareAndSwap(cur, snap) {
+			return
+		}
+	}
+}
 
 // Value is the published value of a counter series by its label values;
 // false when the snapshot does not hold it (tests and the optimizer's
