@@ -56,6 +56,8 @@ fuzz:
 	$(GO) test ./exporter/logparse -run '^$$' -fuzz '^FuzzParseNginx$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./exporter/litellm -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./exporter/litellm -run '^$$' -fuzz '^FuzzScannerMatchesExpfmt$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./exporter/litellm -run '^$$' -fuzz '^FuzzProcessesUnmarshal$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./exporter/series -run '^$$' -fuzz '^FuzzRestore$$' -fuzztime $(FUZZTIME)
 
 fuzz-long:
 	$(MAKE) fuzz FUZZTIME=10m

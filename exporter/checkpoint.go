@@ -17,9 +17,13 @@ type checkpoint struct {
 	Version   int               `json:"version"`
 	Written   time.Time         `json:"written"`
 	Positions []tailer.Position `json:"positions"`
-	// LiteLLM holds its counters as last applied, so that a restart adds
-	// only what LiteLLM counted since.
-	LiteLLM *litellm.Counters `json:"litellm,omitempty"`
+	// LiteLLM holds the baselines of LiteLLM's processes as last applied
+	// (litellm.Processes' binary form), so that a restart adds only what
+	// LiteLLM counted since. The state file keeps it in a part of its own.
+	LiteLLM []byte `json:"-"`
+	// LegacyLiteLLM is the summed counters of a version before: present, the
+	// next scrape of LiteLLM is a baseline.
+	LegacyLiteLLM json.RawMessage `json:"litellm,omitempty"`
 	// FirstTimes and LastTimes are the oldest and newest line times the
 	// counters hold, by source.
 	FirstTimes map[string]float64 `json:"first_times,omitempty"`
@@ -28,28 +32,37 @@ type checkpoint struct {
 }
 
 // resumeState is what a shared ledger commits with each batch: where the
-// lines it counted were read to, and LiteLLM's counters as applied.
+// lines it counted were read to, and LiteLLM's baselines as applied.
 type resumeState struct {
-	Positions []tailer.Position `json:"positions"`
-	LiteLLM   *litellm.Counters `json:"litellm,omitempty"`
+	Positions     []tailer.Position `json:"positions"`
+	LiteLLM       []byte            `json:"litellm_processes,omitempty"`
+	LegacyLiteLLM json.RawMessage   `json:"litellm,omitempty"`
 }
 
 // carried is what one pipeline hands to the next.
 type carried struct {
 	positions  []tailer.Position
-	litellm    *litellm.Counters
+	litellm    *litellm.Processes // nil: none yet
+	legacy     bool               // LiteLLM's state is of a version before
 	firstTimes map[string]float64
 	lastTimes  map[string]float64
 	tierOf     map[string]int // the users' tiers as last resolved
 	tierNames  []string       // what the tier indexes of tierOf name
 }
 
-func (cp *checkpoint) carried() carried {
+func (cp *checkpoint) carried() (carried, error) {
 	c := carried{positions: cp.Positions, firstTimes: cp.FirstTimes, lastTimes: cp.LastTimes}
-	if cp.LiteLLM != nil {
-		c.litellm = cp.LiteLLM.Decode()
+	err := c.setLiteLLM(cp.LiteLLM, cp.LegacyLiteLLM)
+	return c, err
+}
+
+func (c *carried) setLiteLLM(data []byte, legacy json.RawMessage) error {
+	c.litellm, c.legacy = nil, len(legacy) > 0
+	if len(data) == 0 {
+		return nil
 	}
-	return c
+	c.litellm = litellm.NewProcesses(0)
+	return c.litellm.UnmarshalBinary(data)
 }
 
 // resumeFrom continues from a state a shared ledger committed, newer than
@@ -59,11 +72,8 @@ func (c *carried) resumeFrom(data json.RawMessage) error {
 	if err := json.Unmarshal(data, &rs); err != nil {
 		return err
 	}
-	c.positions, c.litellm = rs.Positions, nil
-	if rs.LiteLLM != nil {
-		c.litellm = rs.LiteLLM.Decode()
-	}
-	return nil
+	c.positions = rs.Positions
+	return c.setLiteLLM(rs.LiteLLM, rs.LegacyLiteLLM)
 }
 
 // retier maps the carried tier indexes onto the tiers of a new resolver.
@@ -96,13 +106,13 @@ type snapshot struct {
 // snapshot captures the pipeline's state at this point of the stream.
 func (in *ingester) snapshot(written time.Time) *snapshot {
 	rs := resumeState{Positions: in.positionList()}
-	if in.litellm != nil {
-		rs.LiteLLM = in.litellm.Encode()
+	if in.procs.Count() > 0 {
+		rs.LiteLLM, _ = in.procs.MarshalBinary()
 	}
 	resume, _ := json.Marshal(rs)
 	in.ledger.retain()
 	qc := in.ledger.store.Checkpoint(resume)
-	cp := checkpoint{Version: 2, Written: written.UTC(), Positions: rs.Positions, LiteLLM: rs.LiteLLM,
+	cp := checkpoint{Version: 3, Written: written.UTC(), Positions: rs.Positions, LiteLLM: rs.LiteLLM,
 		FirstTimes: in.firstTimes, LastTimes: in.lastTimes, Saved: qc.Saved}
 	lines := in.count.m.Lines.Snapshot()
 	return &snapshot{data: encodeState(&cp, lines.Encode(nil)), quota: qc, view: in.quotaView(), lines: lines}
@@ -120,6 +130,6 @@ func (in *ingester) quotaView() *quotaView {
 
 // carry is what the next pipeline continues from.
 func (in *ingester) carry() carried {
-	return carried{positions: in.positionList(), litellm: in.litellm, firstTimes: in.firstTimes, lastTimes: in.lastTimes,
+	return carried{positions: in.positionList(), litellm: in.procs, firstTimes: in.firstTimes, lastTimes: in.lastTimes,
 		tierOf: in.ledger.tierOf, tierNames: in.attr.tiers.Names()}
 }

@@ -3,6 +3,7 @@ package exporter
 import (
 	"math"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/usage-exporter/usage-exporter/exporter/litellm"
@@ -92,13 +93,99 @@ func addCounts(dst *tailer.SourceStats, s tailer.SourceStats) {
 	dst.Recovered += s.Recovered
 }
 
-// litellmCollector re-exports what LiteLLM alone knows, from its last
-// successful scrape: latency per model, its response cache, and budgets.
-// Counters it can only report cumulatively are re-exported as they are, so a
-// LiteLLM restart shows as a counter reset.
+// litellmCollector re-exports what LiteLLM alone knows, from the last
+// successful scrape of each process: latency per model and its response
+// cache, summed over the processes (each a monotonic counter), and the
+// budgets of the newest scrape. A process not scraped for stale drops out;
+// a restart shows as a counter reset.
 type litellmCollector struct {
-	mu   sync.Mutex
+	mu    sync.Mutex
+	procs map[litellmProc]litellmSeen
+	stale time.Duration
+	now   func() time.Time
+}
+
+type litellmProc struct {
+	endpoint string
+	start    float64
+}
+
+type litellmSeen struct {
 	snap *litellm.Snapshot
+	at   time.Time
+}
+
+func newLiteLLMCollector(now func() time.Time) *litellmCollector {
+	return &litellmCollector{procs: map[litellmProc]litellmSeen{}, stale: 5 * time.Minute, now: now}
+}
+
+// setStale keeps a process's latency for ten intervals, at least 5 minutes:
+// replicas behind one URL answer in turn.
+func (c *litellmCollector) setStale(interval time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.stale = max(5*time.Minute, 10*interval)
+}
+
+func (c *litellmCollector) set(endpoint string, s *litellm.Snapshot) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	c.procs[litellmProc{endpoint, s.StartTime}] = litellmSeen{s, now}
+	for p, seen := range c.procs {
+		if now.Sub(seen.at) > c.stale {
+			delete(c.procs, p)
+		}
+	}
+}
+
+// fail withdraws an endpoint's processes.
+func (c *litellmCollector) fail(endpoint string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for p := range c.procs {
+		if p.endpoint == endpoint {
+			delete(c.procs, p)
+		}
+	}
+}
+
+// merged sums the processes' latency and cache counts; the budgets are the
+// newest scrape's.
+func (c *litellmCollector) merged() *litellm.Snapshot {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.procs) == 0 {
+		return nil
+	}
+	out := &litellm.Snapshot{Latency: map[string]*litellm.Histogram{}, CacheHits: map[string]float64{},
+		CacheMiss: map[string]float64{}}
+	var newest time.Time
+	for _, seen := range c.procs {
+		s := seen.snap
+		for model, h := range s.Latency {
+			agg := out.Latency[model]
+			if agg == nil {
+				agg = &litellm.Histogram{Buckets: map[float64]float64{}}
+				out.Latency[model] = agg
+			}
+			for le, n := range h.Buckets {
+				agg.Buckets[le] += n
+			}
+			agg.Count += h.Count
+			agg.Sum += h.Sum
+		}
+		for model, v := range s.CacheHits {
+			out.CacheHits[model] += v
+		}
+		for model, v := range s.CacheMiss {
+			out.CacheMiss[model] += v
+		}
+		if !seen.at.Before(newest) {
+			newest, out.Budgets = seen.at, s.Budgets
+		}
+	}
+	return out
 }
 
 var (
@@ -114,12 +201,6 @@ var (
 		"Hours until a LiteLLM budget resets, by scope and name.", []string{"scope", "name"}, nil)
 )
 
-func (c *litellmCollector) set(s *litellm.Snapshot) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.snap = s
-}
-
 func (c *litellmCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{llmLatencyDesc, llmCacheDesc, budgetRemainingDesc, budgetMaxDesc, budgetResetDesc} {
 		ch <- d
@@ -127,9 +208,7 @@ func (c *litellmCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *litellmCollector) Collect(ch chan<- prometheus.Metric) {
-	c.mu.Lock()
-	s := c.snap
-	c.mu.Unlock()
+	s := c.merged()
 	if s == nil {
 		return
 	}

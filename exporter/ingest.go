@@ -28,11 +28,18 @@ type ingester struct {
 	// firstTimes and lastTimes are the oldest and newest line times the
 	// counters hold, by source path.
 	firstTimes, lastTimes map[string]float64
-	// litellm holds LiteLLM's counters as last applied, to take deltas from.
-	litellm    *litellm.Counters
+	// procs holds LiteLLM's counters as last applied, per process, to take
+	// deltas from.
+	procs      *litellm.Processes
 	spendFrom  bool // LiteLLM is the source of model spend
 	llmService int  // the api_service LiteLLM's spend goes to
-	restarts   prometheus.Counter
+	litellmM   litellmMetrics
+}
+
+// litellmMetrics are the ingest side's LiteLLM series.
+type litellmMetrics struct {
+	restarts, resets prometheus.Counter
+	processes        prometheus.Gauge
 }
 
 type sourceState struct {
@@ -61,7 +68,15 @@ func newIngester(cfg *Config, m *Metrics, prices *pricing.Table, tiers *plans.Re
 	}
 	in := &ingester{attr: attr, count: newCounter(cfg, m, attr), ledger: ledger,
 		positions: map[tailer.FileID]tailer.Position{}, firstTimes: st.firstTimes, lastTimes: st.lastTimes,
-		litellm: st.litellm, spendFrom: cfg.LiteLLM.Spend, restarts: m.litellmRestarts}
+		procs: st.litellm, spendFrom: cfg.LiteLLM.Spend,
+		litellmM: litellmMetrics{restarts: m.litellmRestarts, resets: m.litellmResets, processes: m.litellmProcesses}}
+	if in.procs == nil {
+		in.procs = litellm.NewProcesses(0)
+	}
+	in.procs.Retention = cfg.LiteLLM.ProcessRetention
+	if st.legacy {
+		in.procs.Rebaseline()
+	}
 	if in.firstTimes == nil {
 		in.firstTimes = map[string]float64{}
 	}

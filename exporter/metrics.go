@@ -125,10 +125,14 @@ type Metrics struct {
 	priceLoadTime prometheus.Gauge
 	priceLoadOK   prometheus.Gauge
 
-	litellmUp          prometheus.Gauge
-	litellmDuration    prometheus.Gauge
-	litellmLastSuccess prometheus.Gauge
+	litellmUp          *prometheus.GaugeVec // by target and endpoint
+	litellmDuration    *prometheus.GaugeVec
+	litellmLastSuccess *prometheus.GaugeVec
+	litellmEndpoints   *prometheus.GaugeVec // by target
+	litellmDiscovery   *prometheus.CounterVec
 	litellmRestarts    prometheus.Counter
+	litellmResets      prometheus.Counter
+	litellmProcesses   prometheus.Gauge
 
 	redisUp       prometheus.Gauge
 	ledgerCommits prometheus.Counter
@@ -267,20 +271,36 @@ func (m *Metrics) newProcessMetrics(f promauto.Factory) {
 	m.priceLoadOK = f.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "price_table_last_load_successful",
 		Help: "Whether the last load of the price files succeeded (a failed reload keeps the previous table)."})
 	// Registered once LiteLLM is configured.
-	m.litellmUp = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Subsystem: "exporter", Name: "litellm_up",
-		Help: "Whether the last scrape of LiteLLM's /metrics succeeded."})
-	m.litellmDuration = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Subsystem: "exporter",
-		Name: "litellm_scrape_duration_seconds", Help: "How long the last scrape of LiteLLM took."})
-	m.litellmLastSuccess = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Subsystem: "exporter",
-		Name: "litellm_last_success_timestamp_seconds", Help: "When LiteLLM was last scraped successfully."})
+	endpoint := []string{"target", "endpoint"}
+	m.litellmUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Subsystem: "exporter", Name: "litellm_up",
+		Help: "Whether the last scrape of a LiteLLM endpoint succeeded, by target (as configured) and endpoint (as scraped)."},
+		endpoint)
+	m.litellmDuration = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Subsystem: "exporter",
+		Name: "litellm_scrape_duration_seconds", Help: "How long the last scrape of a LiteLLM endpoint took."}, endpoint)
+	m.litellmLastSuccess = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Subsystem: "exporter",
+		Name: "litellm_last_success_timestamp_seconds", Help: "When a LiteLLM endpoint was last scraped successfully."},
+		endpoint)
+	m.litellmEndpoints = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Subsystem: "exporter",
+		Name: "litellm_endpoints", Help: "Endpoints scraped for a LiteLLM target: 1, or the addresses of a dns+ name."},
+		[]string{"target"})
+	m.litellmDiscovery = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Subsystem: "exporter",
+		Name: "litellm_discovery_failures_total", Help: "Failed DNS lookups of a dns+ LiteLLM target (the last endpoints are kept)."},
+		[]string{"target"})
 	m.litellmRestarts = prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Subsystem: "exporter",
-		Name: "litellm_restarts_total", Help: "LiteLLM restarts seen (a new process start time): its counters began again."})
+		Name: "litellm_restarts_total",
+		Help: "LiteLLM processes seen after a target's first (a new process start time: a restart, or another replica): each counts from zero."})
+	m.litellmResets = prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Subsystem: "exporter",
+		Name: "litellm_series_resets_total",
+		Help: "LiteLLM series that went down within one process: each was counted again from zero."})
+	m.litellmProcesses = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Subsystem: "exporter",
+		Name: "litellm_processes", Help: "LiteLLM processes whose counters are kept (seen within litellm.process_retention)."})
 }
 
 // enableLiteLLM registers the LiteLLM scrape's own series.
 func (m *Metrics) enableLiteLLM() {
 	m.litellmOnce.Do(func() {
-		m.reg.MustRegister(m.litellmUp, m.litellmDuration, m.litellmLastSuccess, m.litellmRestarts)
+		m.reg.MustRegister(m.litellmUp, m.litellmDuration, m.litellmLastSuccess, m.litellmEndpoints, m.litellmDiscovery,
+			m.litellmRestarts, m.litellmResets, m.litellmProcesses)
 	})
 }
 

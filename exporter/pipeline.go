@@ -27,6 +27,7 @@ type process struct {
 	redisTiers *plans.RedisTiers // nil unless tiers are read from Redis
 	tailers    *tailerCollector
 	litellm    *litellmCollector
+	resolver   litellm.Resolver // DNS of dns+ LiteLLM targets
 }
 
 // pipeline is a tailer feeding an ingester, with periodic checkpoints.
@@ -52,14 +53,25 @@ func (pr *process) start(ctx context.Context, cfg *Config, prices *pricing.Table
 	}
 	pr.quotas.cfg.Store(cfg)
 	pr.quotas.view.Store(in.quotaView())
-	var snaps chan *litellm.Snapshot
-	var client *litellm.Client
+	var queue *scrapeQueue
+	var pollers []*litellmPoller
 	if cfg.LiteLLM.Enabled() {
-		if client, err = litellm.NewClient(cfg.LiteLLM.Config); err != nil {
-			return nil, fmt.Errorf("litellm: %w", err)
+		queue = newScrapeQueue()
+		for _, name := range cfg.LiteLLM.AllTargets() {
+			target, err := litellm.ParseTarget(name)
+			if err != nil {
+				return nil, fmt.Errorf("litellm: %w", err)
+			}
+			client, err := litellm.NewClient(cfg.LiteLLM.Config, target)
+			if err != nil {
+				return nil, fmt.Errorf("litellm: %w", err)
+			}
+			pollers = append(pollers, &litellmPoller{client: client, every: cfg.LiteLLM.Interval,
+				refresh: cfg.LiteLLM.RefreshInterval, resolver: pr.resolver, queue: queue, m: pr.m, latest: pr.litellm,
+				log: pr.log.With("component", "litellm")})
 		}
 		pr.m.enableLiteLLM()
-		snaps = make(chan *litellm.Snapshot, 1)
+		pr.litellm.setStale(cfg.LiteLLM.Interval)
 	}
 	d, err := newDecoder(cfg, in.attr.classifier.Services(), pr.log.With("component", "ingest"))
 	if err != nil {
@@ -80,11 +92,11 @@ func (pr *process) start(ctx context.Context, cfg *Config, prices *pricing.Table
 	events := make(chan *eventBatch, 4)
 	go t.Run(ctx)
 	go decodeLoop(t, d, events)
-	if client != nil {
-		go pollLiteLLM(ctx, client, cfg.LiteLLM.Interval, snaps, pr.m, pr.litellm, pr.log.With("component", "litellm"))
+	for _, lp := range pollers {
+		go lp.run(ctx)
 	}
 	go func() {
-		p.loop(events, snaps)
+		p.loop(events, queue)
 		pr.tailers.detach(t)
 		close(p.done)
 	}()
@@ -93,7 +105,11 @@ func (pr *process) start(ctx context.Context, cfg *Config, prices *pricing.Table
 
 // loop applies decoded batches until the decoder closes its channel,
 // checkpointing on an interval and once more at the end.
-func (p *pipeline) loop(events <-chan *eventBatch, snaps <-chan *litellm.Snapshot) {
+func (p *pipeline) loop(events <-chan *eventBatch, queue *scrapeQueue) {
+	var scrapes <-chan struct{}
+	if queue != nil {
+		scrapes = queue.ready
+	}
 	saves := make(chan *snapshot, 1)
 	var writer sync.WaitGroup
 	writer.Add(1)
@@ -127,8 +143,10 @@ func (p *pipeline) loop(events <-chan *eventBatch, snaps <-chan *litellm.Snapsho
 			}
 			p.in.ingest(eb)
 			putEventBatch(eb)
-		case snap := <-snaps:
-			p.in.applyLiteLLM(snap, p.now())
+		case <-scrapes:
+			for _, sc := range queue.take() {
+				p.in.applyLiteLLM(sc, p.now())
+			}
 		case <-tick.C:
 			// Latest wins: a slow disk delays checkpoints, never ingestion.
 			offerLatest(saves, p.in.snapshot(p.now()))

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
 	"github.com/prometheus/exporter-toolkit/web"
+	"github.com/usage-exporter/usage-exporter/exporter/litellm"
 	"github.com/usage-exporter/usage-exporter/exporter/quota"
 	"github.com/usage-exporter/usage-exporter/exporter/state"
 	"github.com/usage-exporter/usage-exporter/internal/admin"
@@ -43,6 +44,8 @@ type Options struct {
 	Now func() time.Time
 	// Reload delivers reload requests (SIGHUP).
 	Reload <-chan struct{}
+	// Resolver looks up dns+ LiteLLM targets; net.DefaultResolver when nil.
+	Resolver litellm.Resolver
 }
 
 // Run serves metrics and ingests logs until ctx ends, then writes the final
@@ -109,14 +112,22 @@ func Run(ctx context.Context, opts Options) error {
 		return fmt.Errorf("pricing: %w", err)
 	}
 	m.setPriceTable(prices)
-	pr := &process{now: now, log: log, m: m, dir: dir, tailers: &tailerCollector{}, litellm: &litellmCollector{}}
+	pr := &process{now: now, log: log, m: m, dir: dir, tailers: &tailerCollector{}, litellm: newLiteLLMCollector(now),
+		resolver: opts.Resolver}
+	if pr.resolver == nil {
+		pr.resolver = net.DefaultResolver
+	}
 	reg.MustRegister(pr.tailers, pr.litellm)
 
 	// The ledger outlives pipelines; with Redis it commits until the last
 	// pipeline has drained, after ctx ends.
 	ledgerCtx, stopLedger := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopLedger()
-	st := cp.carried()
+	st, err := cp.carried()
+	if err != nil {
+		log.Warn("LiteLLM's baselines in the state file are unreadable: the next scrape of each LiteLLM process counts all it has",
+			"file", dir.File(stateFile), "err", err)
+	}
 	closeLedger, err := pr.openLedger(ctx, ledgerCtx, cfg, opts.StateDir, &cp.Saved, &st)
 	if err != nil {
 		return err

@@ -26,7 +26,7 @@ type instance struct {
 	stop func() error
 }
 
-func startInstance(t *testing.T, cfg *Config, stateDir string, configFile string) *instance {
+func startInstance(t *testing.T, cfg *Config, stateDir string, configFile string, with ...func(*Options)) *instance {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -36,12 +36,14 @@ func startInstance(t *testing.T, cfg *Config, stateDir string, configFile string
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	reload := make(chan struct{})
-	go func() {
-		done <- Run(ctx, Options{
-			Config: cfg, ConfigFile: configFile, StateDir: stateDir, TelemetryPath: "/metrics",
-			Listeners: []net.Listener{l}, Logger: testLogger(), Registry: reg, Reload: reload, Now: testNow,
-		})
-	}()
+	opts := Options{
+		Config: cfg, ConfigFile: configFile, StateDir: stateDir, TelemetryPath: "/metrics",
+		Listeners: []net.Listener{l}, Logger: testLogger(), Registry: reg, Reload: reload, Now: testNow,
+	}
+	for _, f := range with {
+		f(&opts)
+	}
+	go func() { done <- Run(ctx, opts) }()
 	inst := &instance{reg: reg, url: "http://" + l.Addr().String()}
 	stopped := false
 	var result error

@@ -1,6 +1,7 @@
 package exporter
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -11,26 +12,33 @@ import (
 
 // The state file holds everything a restart continues from, written
 // atomically at every checkpoint: a header line, then the checkpoint
-// (positions, LiteLLM's counters, the ledger) as JSON, then the series'
-// values in their compact encoding, each part after its length.
+// (positions, the ledger) as JSON, the series' values in their compact
+// encoding, and LiteLLM's baselines in theirs, each part after its length.
 const (
 	stateFile       = "checkpoint.bin"
 	legacyStateFile = "checkpoint.json" // before the series were kept: JSON only
-	stateHeader     = "usage-exporter state 2\n"
+	stateHeader     = "usage-exporter state 3\n"
+	stateHeader2    = "usage-exporter state 2\n" // before LiteLLM's baselines had a part
 )
 
 func encodeState(cp *checkpoint, lines []byte) []byte {
 	j, _ := json.Marshal(cp)
-	b := make([]byte, 0, len(stateHeader)+len(j)+len(lines)+20)
+	b := make([]byte, 0, len(stateHeader)+len(j)+len(lines)+len(cp.LiteLLM)+30)
 	b = append(b, stateHeader...)
-	b = binary.AppendUvarint(b, uint64(len(j)))
-	b = append(b, j...)
-	b = binary.AppendUvarint(b, uint64(len(lines)))
-	return append(b, lines...)
+	for _, part := range [][]byte{j, lines, cp.LiteLLM} {
+		b = binary.AppendUvarint(b, uint64(len(part)))
+		b = append(b, part...)
+	}
+	return b
 }
 
 func decodeState(data []byte) (cp checkpoint, lines []byte, err error) {
-	if len(data) < len(stateHeader) || string(data[:len(stateHeader)]) != stateHeader {
+	version := 3
+	switch {
+	case bytes.HasPrefix(data, []byte(stateHeader)):
+	case bytes.HasPrefix(data, []byte(stateHeader2)):
+		version = 2
+	default:
 		return cp, nil, errors.New("not a usage-exporter state file (or of a newer version)")
 	}
 	rest := data[len(stateHeader):]
@@ -46,12 +54,17 @@ func decodeState(data []byte) (cp checkpoint, lines []byte, err error) {
 	}
 	j := part()
 	lines = part()
+	var llm []byte
+	if version >= 3 {
+		llm = part()
+	}
 	if err != nil {
 		return cp, nil, err
 	}
 	if err := json.Unmarshal(j, &cp); err != nil {
 		return cp, nil, err
 	}
+	cp.LiteLLM = llm
 	return cp, lines, nil
 }
 
@@ -75,7 +88,7 @@ func readState(dir *state.Dir) (checkpoint, []byte, error) {
 }
 
 // ReadState returns what the state file in dir holds besides the series:
-// read positions, LiteLLM's counters, the ledger (for tools and tests).
+// read positions, LiteLLM's baselines, the ledger (for tools and tests).
 func ReadState(dir string) (Checkpoint, error) {
 	d, err := state.OpenReadOnly(dir)
 	if err != nil {

@@ -301,7 +301,8 @@ func TestEnvironmentDefaults(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "a.log"), []byte(`{"path":"/api/v1/search","status":200,"user_id":"u1"}`+"\n"), 0o644)
 	addr := freePort(t)
 	cmd := command("--state.dir", filepath.Join(t.TempDir(), "state"), "--web.listen-address", addr, "--log.start", "beginning")
-	cmd.Env = append(cmd.Env, "LOG_DIR="+dir+"/", "LITELLM_PROXY_URL=http://"+freePort(t),
+	litellmAddr := freePort(t)
+	cmd.Env = append(cmd.Env, "LOG_DIR="+dir+"/", "LITELLM_PROXY_URL=http://"+litellmAddr,
 		"REDIS_HOST=127.0.0.1", "REDIS_PORT="+strconv.Itoa(srv.Port))
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -310,11 +311,9 @@ func TestEnvironmentDefaults(t *testing.T) {
 	waitFor(t, "the line of $LOG_DIR/a.log", func() bool {
 		return strings.Contains(scrape(addr), `usage_exporter_log_lines_total{result="parsed",source="`+dir+`/*.log"} 1`+"\n")
 	})
-	body := scrape(addr)
-	for _, want := range []string{"usage_exporter_litellm_up 0\n", "usage_exporter_redis_up 1\n"} {
-		if !strings.Contains(body, want) {
-			t.Errorf("/metrics lacks %q", want)
-		}
+	litellmUp := fmt.Sprintf(`usage_exporter_litellm_up{endpoint="http://%s/metrics",target="http://%s"} 0`+"\n", litellmAddr, litellmAddr)
+	for _, want := range []string{litellmUp, "usage_exporter_redis_up 1\n"} {
+		waitFor(t, want, func() bool { return strings.Contains(scrape(addr), want) })
 	}
 }
 

@@ -2,9 +2,10 @@ package litellm
 
 import (
 	"math"
+	"slices"
 	"sort"
-	"strconv"
 
+	"github.com/cespare/xxhash/v2"
 	dto "github.com/prometheus/client_model/go"
 )
 
@@ -32,26 +33,16 @@ func value(m *dto.Metric) float64 {
 	return math.NaN()
 }
 
+// model is the label the latency and cache families are keyed by: the
+// configured model label, else the other one.
 func (p *parser) model(m *dto.Metric) string {
-	primary, secondary := "requested_model", "model"
-	if p.opt.ModelLabel == "model" {
-		primary, secondary = secondary, primary
-	}
-	if v := label(m, primary); v != "" {
+	if v := label(m, p.modelLabel); v != "" {
 		return v
 	}
-	if v := label(m, secondary); v != "" {
+	if v := label(m, p.otherLabel); v != "" {
 		return v
 	}
 	return "unknown"
-}
-
-func (p *parser) user(m *dto.Metric) string {
-	name := p.opt.UserLabel
-	if name == "" {
-		name = "end_user"
-	}
-	return label(m, name)
 }
 
 func firstOf(m *dto.Metric, names ...string) string {
@@ -63,33 +54,34 @@ func firstOf(m *dto.Metric, names ...string) string {
 	return ""
 }
 
+// asSample turns an expfmt metric into the scanner's sample, so that both
+// paths count through one function.
+func asSample(name string, m *dto.Metric, s *sample) *sample {
+	s.name = append(s.name[:0], name...)
+	s.labels = s.labels[:0]
+	for _, l := range m.GetLabel() {
+		s.labels = append(s.labels, labelPair{name: []byte(l.GetName()), value: []byte(l.GetValue())})
+	}
+	s.value = value(m)
+	return s
+}
+
 func (p *parser) apply(mf *dto.MetricFamily) {
 	s := p.snap
+	var one sample
 	for _, m := range mf.GetMetric() {
 		v := value(m)
 		if math.IsNaN(v) && mf.GetName() != famLatency {
 			continue
 		}
-		switch name := mf.GetName(); name {
+		name := mf.GetName()
+		if _, ok := countedFamilies[name]; ok {
+			p.count(name, asSample(name, m, &one))
+			continue
+		}
+		switch name {
 		case famStartTime:
 			s.StartTime = v
-		case famSpend:
-			s.Spend[SpendKey{Model: p.model(m), User: p.user(m), Team: firstOf(m, "team_alias", "team"),
-				Key: label(m, "api_key_alias")}] += v
-		case famInputTokens, famOutputTokens:
-			dir := "input"
-			if name == famOutputTokens {
-				dir = "output"
-			}
-			s.Tokens[TokenKey{Model: p.model(m), User: p.user(m), Direction: dir}] += v
-		case famProxyRequests:
-			if code := label(m, "status_code"); code != "" {
-				p.byStatus[RequestKey{Model: p.model(m), Status: statusClass(code)}] += v
-			} else {
-				p.total[p.model(m)] += v
-			}
-		case famProxyFailed:
-			p.failed[p.model(m)] += v
 		case famLatency:
 			h := m.GetHistogram()
 			if h == nil {
@@ -109,84 +101,111 @@ func (p *parser) apply(mf *dto.MetricFamily) {
 			s.CacheHits[p.model(m)] += v
 		case famCacheMisses:
 			s.CacheMiss[p.model(m)] += v
-		case famSimpleCost:
-			s.Simplified = true
-			s.Spend[SpendKey{Model: p.model(m), User: p.user(m)}] += v
-		case famSimpleInput, famSimpleOutput:
-			s.Simplified = true
-			dir := "input"
-			if name == famSimpleOutput {
-				dir = "output"
-			}
-			s.Tokens[TokenKey{Model: p.model(m), User: p.user(m), Direction: dir}] += v
-		case famSimpleRequests:
-			s.Simplified = true
-			p.simpleReq[p.model(m)] += v
-		case famSimpleErrors:
-			s.Simplified = true
-			p.simpleErr[p.model(m)] += v
 		default:
-			bf, ok := budgetFamilies[name]
-			if !ok {
-				continue
-			}
-			var who string
-			switch bf.scope {
-			case "team":
-				who = firstOf(m, "team_alias", "team")
-			case "org":
-				who = firstOf(m, "org_alias", "org_id")
-			case "api_key":
-				who = firstOf(m, "api_key_alias", "hashed_api_key")
-			default:
-				who = label(m, "user")
-			}
-			if who == "" {
-				continue
-			}
-			b := p.budgets[bf.scope+"\x00"+who]
-			if b == nil {
-				b = &Budget{Scope: bf.scope, Name: who, Remaining: math.NaN(), Max: math.NaN(), HoursToReset: math.NaN()}
-				p.budgets[bf.scope+"\x00"+who] = b
-			}
-			if math.IsInf(v, 0) {
-				v = math.NaN() // no budget set
-			}
-			switch bf.field {
-			case "remaining":
-				b.Remaining = v
-			case "max":
-				b.Max = v
-			default:
-				b.HoursToReset = v
-			}
+			p.budget(name, m, v)
 		}
 	}
 }
 
-func statusClass(code string) string {
-	if n, err := strconv.Atoi(code); err == nil && n >= 200 && n < 400 {
-		return "success"
+// count records one sample of a counted family: its identity, its kind and
+// the labels usage-exporter keeps.
+func (p *parser) count(family string, s *sample) {
+	if math.IsNaN(s.value) {
+		return
 	}
-	return "failure"
+	kind := countedFamilies[family]
+	if kind == Requests || kind == FailedRequests {
+		if route := s.get("route"); route != nil && slices.Contains(p.opt.IgnoreRoutes, string(route)) {
+			return
+		}
+		if code := s.get("status_code"); code != nil && kind == Requests {
+			kind = ErrorRequests
+			if ok(code) {
+				kind = OKRequests
+			}
+		}
+	}
+	if simplified(family) {
+		p.snap.Simplified = true
+	}
+	l := Labels{Model: p.names.get(s.get(p.modelLabel)), Other: p.names.get(s.get(p.otherLabel)),
+		User: p.names.get(s.get(p.userLabel))}
+	if kind == Spend {
+		l.Team = p.names.get(firstNonEmpty(s, "team_alias", "team"))
+		l.Key = p.names.get(s.get("api_key_alias"))
+	}
+	idx, found := p.index[l]
+	if !found {
+		idx = int32(len(p.snap.labels))
+		p.snap.labels = append(p.snap.labels, l)
+		p.index[l] = idx
+	}
+	p.snap.Series = append(p.snap.Series, Sample{ID: seriesID(family, s), Kind: kind, labels: idx, Value: s.value})
 }
 
-// finish turns the request counts into success and failure per model.
+// seriesID hashes a series' family and all its labels, in their order (a
+// LiteLLM process writes them in one order).
+func seriesID(family string, s *sample) uint64 {
+	var d xxhash.Digest
+	d.Reset()
+	d.WriteString(family)
+	for _, l := range s.labels {
+		d.Write([]byte{0xff})
+		d.Write(l.name)
+		d.Write([]byte{0xfe})
+		d.Write(l.value)
+	}
+	return d.Sum64()
+}
+
+// ok reports whether an HTTP status code is a success (2xx or 3xx).
+func ok(code []byte) bool {
+	return len(code) == 3 && (code[0] == '2' || code[0] == '3') && isDigit(code[1]) && isDigit(code[2])
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+func (p *parser) budget(name string, m *dto.Metric, v float64) {
+	bf, found := budgetFamilies[name]
+	if !found {
+		return
+	}
+	var who string
+	switch bf.scope {
+	case "team":
+		who = firstOf(m, "team_alias", "team")
+	case "org":
+		who = firstOf(m, "org_alias", "org_id")
+	case "api_key":
+		who = firstOf(m, "api_key_alias", "hashed_api_key")
+	default:
+		who = label(m, "user")
+	}
+	if who == "" {
+		return
+	}
+	b := p.budgets[bf.scope+"\x00"+who]
+	if b == nil {
+		b = &Budget{Scope: bf.scope, Name: who, Remaining: math.NaN(), Max: math.NaN(), HoursToReset: math.NaN()}
+		p.budgets[bf.scope+"\x00"+who] = b
+	}
+	if math.IsInf(v, 0) {
+		v = math.NaN() // no budget set
+	}
+	switch bf.field {
+	case "remaining":
+		b.Remaining = v
+	case "max":
+		b.Max = v
+	default:
+		b.HoursToReset = v
+	}
+}
+
+// finish completes the snapshot: model pairs and budgets.
 func (p *parser) finish() {
 	s := p.snap
-	for k, v := range p.byStatus {
-		s.Requests[k] += v
-	}
-	for model, total := range p.total {
-		failed := min(p.failed[model], total)
-		s.Requests[RequestKey{Model: model, Status: "success"}] += total - failed
-		s.Requests[RequestKey{Model: model, Status: "failure"}] += failed
-	}
-	for model, total := range p.simpleReq {
-		failed := min(p.simpleErr[model], total)
-		s.Requests[RequestKey{Model: model, Status: "success"}] += total - failed
-		s.Requests[RequestKey{Model: model, Status: "failure"}] += failed
-	}
+	s.addPairs()
 	for _, b := range p.budgets {
 		s.Budgets = append(s.Budgets, *b)
 	}

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -13,11 +13,20 @@ import (
 	"github.com/usage-exporter/usage-exporter/internal/fielderr"
 )
 
-// Config configures scraping a LiteLLM proxy.
+// Config configures scraping LiteLLM.
 type Config struct {
 	// URL is the proxy's base URL (/metrics is appended) or its metrics
-	// URL. Empty turns LiteLLM off.
+	// URL. Empty, with no Targets, turns LiteLLM off.
 	URL string `yaml:"url,omitempty"`
+	// Targets are LiteLLM processes to scrape besides URL: URLs, or
+	// dns+http(s)://name:port/path to scrape every address a DNS name has
+	// (each replica behind a headless Service).
+	Targets []string `yaml:"targets,omitempty"`
+	// RefreshInterval is how often dns+ targets are resolved again.
+	RefreshInterval time.Duration `yaml:"refresh_interval"`
+	// ProcessRetention is how long the counters of a LiteLLM process not
+	// seen are kept: one that answers again within it counts on from them.
+	ProcessRetention time.Duration `yaml:"process_retention"`
 	// Interval between scrapes.
 	Interval time.Duration `yaml:"interval"`
 	// Timeout of one scrape.
@@ -37,25 +46,48 @@ type Config struct {
 // DefaultConfig scrapes every 15 s, once a URL is set.
 func DefaultConfig() Config {
 	return Config{
-		Interval:   15 * time.Second,
-		Timeout:    5 * time.Second,
-		Spend:      true,
-		ModelLabel: "requested_model",
-		UserLabel:  "end_user",
-		HTTPClient: config.DefaultHTTPClientConfig,
+		RefreshInterval:  30 * time.Second,
+		ProcessRetention: 24 * time.Hour,
+		Interval:         15 * time.Second,
+		Timeout:          5 * time.Second,
+		Spend:            true,
+		ModelLabel:       "requested_model",
+		UserLabel:        "end_user",
+		HTTPClient:       config.DefaultHTTPClientConfig,
 	}
 }
 
-// Enabled reports whether a URL is configured.
-func (c Config) Enabled() bool { return c.URL != "" }
+// Enabled reports whether a URL or a target is configured.
+func (c Config) Enabled() bool { return c.URL != "" || len(c.Targets) > 0 }
+
+// AllTargets are URL and Targets, each once.
+func (c Config) AllTargets() []string {
+	var out []string
+	for _, t := range append([]string{c.URL}, c.Targets...) {
+		if t != "" && !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
 
 // Validate checks the settings.
 func (c Config) Validate() error {
 	if c.URL != "" {
-		u, err := url.Parse(c.URL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		if t, err := ParseTarget(c.URL); err != nil || t.DNS {
 			return fielderr.New("url", "must be an http(s) URL, not %q", c.URL)
 		}
+	}
+	for i, s := range c.Targets {
+		if _, err := ParseTarget(s); err != nil {
+			return fielderr.New(fmt.Sprintf("targets[%d]", i), "%v", err)
+		}
+	}
+	if c.RefreshInterval < time.Second {
+		return fielderr.New("refresh_interval", "must be at least 1s, not %s", c.RefreshInterval)
+	}
+	if c.ProcessRetention < c.Interval {
+		return fielderr.New("process_retention", "must be at least the interval, not %s", c.ProcessRetention)
 	}
 	if c.Interval < 100*time.Millisecond {
 		return fielderr.New("interval", "must be at least 100ms, not %s", c.Interval)
@@ -79,46 +111,42 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// MetricsURL is the URL scraped: the base URL with /metrics when it has no path.
-func (c Config) MetricsURL() string {
-	u, err := url.Parse(c.URL)
-	if err != nil {
-		return c.URL
-	}
-	if u.Path == "" || u.Path == "/" {
-		u.Path = "/metrics"
-	}
-	return u.String()
-}
-
-// Client scrapes one LiteLLM proxy.
+// Client scrapes the endpoints of one target.
 type Client struct {
-	cfg  Config
-	url  string
-	http *http.Client
+	cfg    Config
+	target Target
+	http   *http.Client
 }
 
-// NewClient builds a client for cfg.
-func NewClient(cfg Config) (*Client, error) {
-	hc, err := config.NewClientFromConfig(cfg.HTTPClient, "litellm")
+// NewClient builds a client for one target of cfg.
+func NewClient(cfg Config, target Target) (*Client, error) {
+	hc := cfg.HTTPClient
+	if target.DNS && target.Scheme == "https" && hc.TLSConfig.ServerName == "" {
+		// Scraped by address, the certificate still names the host.
+		hc.TLSConfig.ServerName = target.Host
+	}
+	client, err := config.NewClientFromConfig(hc, "litellm")
 	if err != nil {
 		return nil, err
 	}
-	return &Client{cfg: cfg, url: cfg.MetricsURL(), http: hc}, nil
+	return &Client{cfg: cfg, target: target, http: client}, nil
 }
 
-// URL is the scraped URL.
-func (c *Client) URL() string { return c.url }
+// Target is the client's target.
+func (c *Client) Target() Target { return c.target }
 
-// Fetch scrapes and parses LiteLLM's metrics within the configured timeout.
-// Any failure (connection, status, timeout, a body that does not parse or
-// ends early) is an error; a partial result is never returned.
-func (c *Client) Fetch(ctx context.Context) (*Snapshot, error) {
+// Fetch scrapes and parses one endpoint's metrics within the configured
+// timeout. Any failure (connection, status, timeout, a body that does not
+// parse or ends early) is an error; a partial result is never returned.
+func (c *Client) Fetch(ctx context.Context, endpoint string) (*Snapshot, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint, nil)
 	if err != nil {
 		return nil, err
+	}
+	if c.target.DNS {
+		req.Host = c.target.HostPort()
 	}
 	// The text format: expfmt's OpenMetrics parser is far slower, and a
 	// truncated body is caught by the transport (Content-Length or chunking)
@@ -136,7 +164,11 @@ func (c *Client) Fetch(ctx context.Context) (*Snapshot, error) {
 		!strings.HasPrefix(ct, "application/openmetrics-text") {
 		return nil, fmt.Errorf("unexpected content type %q", ct)
 	}
-	snap, err := Parse(resp.Body, Options{ModelLabel: c.cfg.ModelLabel, UserLabel: c.cfg.UserLabel})
+	ignore := DefaultIgnoredRoutes
+	if p := c.target.Path; !slices.Contains(ignore, p) {
+		ignore = append(slices.Clip(ignore), p)
+	}
+	snap, err := Parse(resp.Body, Options{ModelLabel: c.cfg.ModelLabel, UserLabel: c.cfg.UserLabel, IgnoreRoutes: ignore})
 	if err != nil {
 		return nil, cleanErr(err)
 	}

@@ -49,25 +49,18 @@ var fixtureTotals = map[string]struct {
 	"llama-3-70b":       {7.686497, 1733937, 883304, 2330, 18},
 }
 
+func byModelLabel(l Labels) string { return l.Model }
+
 func TestParseFixture(t *testing.T) {
 	s := parseFixture(t)
-	spend, in, out := map[string]float64{}, map[string]float64{}, map[string]float64{}
-	for k, v := range s.Spend {
-		spend[k.Model] += v
-	}
-	for k, v := range s.Tokens {
-		if k.Direction == "input" {
-			in[k.Model] += v
-		} else {
-			out[k.Model] += v
-		}
-	}
+	spend, in, out := s.Totals(Spend, byModelLabel), s.Totals(InputTokens, byModelLabel), s.Totals(OutputTokens, byModelLabel)
+	all := NewProcesses(0).Apply("t", "e", s, time.Unix(0, 0)).Usage.Resolve()
 	for model, want := range fixtureTotals {
 		// The README rounds spend to six decimals.
 		if math.Abs(spend[model]-want.spend) > 6e-7 {
 			t.Errorf("%s spend %v, want %v", model, spend[model], want.spend)
 		}
-		ok, failed := s.Requests[RequestKey{model, "success"}], s.Requests[RequestKey{model, "failure"}]
+		ok, failed := all.Requests[RequestKey{model, "success"}], all.Requests[RequestKey{model, "failure"}]
 		if in[model] != want.input || out[model] != want.output || ok+failed != want.requests || failed != want.failed {
 			t.Errorf("%s: in %v out %v requests %v failed %v; want %+v", model, in[model], out[model], ok+failed, failed, want)
 		}
@@ -79,15 +72,8 @@ func TestParseFixture(t *testing.T) {
 		t.Errorf("start time %v simplified %v", s.StartTime, s.Simplified)
 	}
 	// Per end user: requests without one are the empty user.
-	var anonymous, cust1042 float64
-	for k, v := range s.Spend {
-		switch k.User {
-		case "":
-			anonymous += v
-		case "cust_1042":
-			cust1042 += v
-		}
-	}
+	users := s.Totals(Spend, func(l Labels) string { return l.User })
+	anonymous, cust1042 := users[""], users["cust_1042"]
 	if anonymous <= 0 || cust1042 <= 0 {
 		t.Errorf("per-user spend: anonymous %v, cust_1042 %v", anonymous, cust1042)
 	}
@@ -116,15 +102,8 @@ func TestParseByProviderModelAndInternalUser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var azure, devKim float64
-	for k, v := range s.Spend {
-		if k.Model == "gpt-4o-eus2" {
-			azure += v
-		}
-		if k.User == "dev.kim" {
-			devKim += v
-		}
-	}
+	azure := s.Totals(Spend, byModelLabel)["gpt-4o-eus2"]
+	devKim := s.Totals(Spend, func(l Labels) string { return l.User })["dev.kim"]
 	if azure <= 0 || devKim <= 0 {
 		t.Errorf("spend on the Azure deployment %v, of dev.kim %v", azure, devKim)
 	}
@@ -148,12 +127,14 @@ litellm_latency_seconds_sum{model="gpt-4"} 95.5
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !s.Simplified || s.Spend[SpendKey{Model: "gpt-4"}] != 12.5 ||
-		s.Requests[RequestKey{"gpt-4", "success"}] != 97 || s.Requests[RequestKey{"gpt-4", "failure"}] != 3 ||
-		s.Requests[RequestKey{"gpt-3.5-turbo", "success"}] != 40 ||
-		s.Tokens[TokenKey{Model: "gpt-4", Direction: "input"}] != 200000 ||
-		s.Tokens[TokenKey{Model: "gpt-4", Direction: "output"}] != 50000 {
-		t.Errorf("simplified set read as %+v", s)
+	// The set carries only model: it stands in for requested_model.
+	u := NewProcesses(0).Apply("t", "e", s, time.Unix(0, 0)).Usage.Resolve()
+	if !s.Simplified || u.Spend[SpendKey{Model: "gpt-4"}] != 12.5 ||
+		u.Requests[RequestKey{"gpt-4", "success"}] != 97 || u.Requests[RequestKey{"gpt-4", "failure"}] != 3 ||
+		u.Requests[RequestKey{"gpt-3.5-turbo", "success"}] != 40 ||
+		u.Tokens[TokenKey{Model: "gpt-4", Direction: "input"}] != 200000 ||
+		u.Tokens[TokenKey{Model: "gpt-4", Direction: "output"}] != 50000 {
+		t.Errorf("simplified set read as %+v", u)
 	}
 }
 
@@ -175,70 +156,28 @@ func TestParseRejects(t *testing.T) {
 	}
 }
 
-func counters(start float64, spend map[SpendKey]float64) *Counters {
-	return (&Snapshot{StartTime: start, Spend: spend}).Counters()
-}
-
-func TestDelta(t *testing.T) {
-	a, b := SpendKey{Model: "m", User: "a"}, SpendKey{Model: "m", User: "b"}
-	first := counters(100, map[SpendKey]float64{a: 5, b: 1})
-	cases := []struct {
-		name      string
-		prev, cur *Counters
-		want      map[SpendKey]float64
-		restarted bool
-	}{
-		{"first scrape counts everything", nil, first, map[SpendKey]float64{a: 5, b: 1}, false},
-		{"growth", first, counters(100, map[SpendKey]float64{a: 7, b: 1}), map[SpendKey]float64{a: 2}, false},
-		{"a retried scrape adds nothing", first, counters(100, map[SpendKey]float64{a: 5, b: 1}), map[SpendKey]float64{}, false},
-		{"restart: counters from zero", first, counters(200, map[SpendKey]float64{a: 2}), map[SpendKey]float64{a: 2}, true},
-		{"a series that went away and came back lower, same process: nothing", first,
-			counters(100, map[SpendKey]float64{a: 3, b: 1}), map[SpendKey]float64{}, false},
-		{"without a start time a drop is a reset", counters(0, map[SpendKey]float64{a: 5}),
-			counters(0, map[SpendKey]float64{a: 3}), map[SpendKey]float64{a: 3}, false},
-		{"a new series counts whole", first, counters(100, map[SpendKey]float64{a: 5, b: 1, {Model: "n"}: 4}),
-			map[SpendKey]float64{{Model: "n"}: 4}, false},
-	}
-	for _, tc := range cases {
-		ch := Delta(tc.prev, tc.cur)
-		if fmt.Sprint(ch.Spend) != fmt.Sprint(tc.want) || ch.Restarted != tc.restarted || ch.First != (tc.prev == nil) {
-			t.Errorf("%s: %+v, want %v restarted=%v", tc.name, ch, tc.want, tc.restarted)
-		}
-	}
-}
-
-// A series missing from one scrape (LiteLLM dropped it, or a proxy hid it)
-// must not count whole when it comes back.
-func TestAdvanceKeepsMissingSeries(t *testing.T) {
-	a, b := SpendKey{Model: "m", User: "a"}, SpendKey{Model: "m", User: "b"}
-	c1 := counters(100, map[SpendKey]float64{a: 5, b: 10})
-	c2 := counters(100, map[SpendKey]float64{a: 6})
-	state := Advance(Advance(nil, c1), c2)
-	c3 := counters(100, map[SpendKey]float64{a: 6, b: 11})
-	if ch := Delta(state, c3); fmt.Sprint(ch.Spend) != fmt.Sprint(map[SpendKey]float64{b: 1}) {
-		t.Errorf("delta after a missing series: %v", ch.Spend)
-	}
-	// After a restart the old series are gone for good.
-	if st := Advance(state, counters(300, map[SpendKey]float64{a: 1})); len(st.spend) != 1 {
-		t.Errorf("state after restart %v", st.spend)
-	}
-	// Counters survive a JSON round trip (the checkpoint).
-	enc := state.Encode()
-	dec := (&Counters{StartTime: enc.StartTime, Spend: enc.Spend}).Decode()
-	if fmt.Sprint(dec.spend) != fmt.Sprint(state.spend) {
-		t.Errorf("round trip %v != %v", dec.spend, state.spend)
-	}
-}
-
 func newClient(t *testing.T, url string, timeout time.Duration) *Client {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.URL, cfg.Timeout = url, timeout
-	c, err := NewClient(cfg)
+	target, err := ParseTarget(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewClient(cfg, target)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// fetch scrapes a client's single endpoint.
+func fetch(c *Client) (*Snapshot, error) {
+	eps, err := c.Target().Endpoints(context.Background(), nil)
+	if err != nil {
+		return nil, err
+	}
+	return c.Fetch(context.Background(), eps[0])
 }
 
 func TestClientFetch(t *testing.T) {
@@ -253,12 +192,12 @@ func TestClientFetch(t *testing.T) {
 	}))
 	defer srv.Close()
 	c := newClient(t, srv.URL, time.Second) // base URL: /metrics is appended
-	s, err := c.Fetch(context.Background())
+	s, err := fetch(c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(s.Spend) == 0 || c.URL() != srv.URL+"/metrics" {
-		t.Errorf("fetched %d spend series from %s", len(s.Spend), c.URL())
+	if len(s.Series) == 0 || c.Target().Path != "/metrics" {
+		t.Errorf("fetched %d series from %+v", len(s.Series), c.Target())
 	}
 }
 
@@ -301,9 +240,9 @@ func TestClientFailures(t *testing.T) {
 			srv := httptest.NewServer(h)
 			defer srv.Close()
 			start := time.Now()
-			s, err := newClient(t, srv.URL+"/metrics", 300*time.Millisecond).Fetch(context.Background())
+			s, err := fetch(newClient(t, srv.URL+"/metrics", 300*time.Millisecond))
 			if err == nil {
-				t.Fatalf("accepted: %d spend series", len(s.Spend))
+				t.Fatalf("accepted: %d series", len(s.Series))
 			}
 			if time.Since(start) > 1500*time.Millisecond {
 				t.Errorf("took %s: the timeout is 300ms", time.Since(start))
@@ -314,7 +253,7 @@ func TestClientFailures(t *testing.T) {
 		l, _ := net.Listen("tcp", "127.0.0.1:0")
 		addr := l.Addr().String()
 		l.Close()
-		if _, err := newClient(t, "http://"+addr, time.Second).Fetch(context.Background()); err == nil {
+		if _, err := fetch(newClient(t, "http://"+addr, time.Second)); err == nil {
 			t.Fatal("no error from a closed port")
 		}
 	})
@@ -329,6 +268,11 @@ func TestConfigValidate(t *testing.T) {
 		{func(c *Config) { c.Timeout = time.Minute }, "timeout: must be positive and at most the interval"},
 		{func(c *Config) { c.UserLabel = "email" }, `user_label: must be end_user, user, api_key_alias or team_alias, not "email"`},
 		{func(c *Config) { c.ModelLabel = "deployment" }, `model_label: must be requested_model or model`},
+		{func(c *Config) { c.URL = "dns+http://litellm:4000" }, `url: must be an http(s) URL`},
+		{func(c *Config) { c.Targets = []string{"http://a:4000", "ftp://b"} }, `targets[1]: must be an http(s) URL or dns+http(s)`},
+		{func(c *Config) { c.Targets = []string{"dns+http://10.0.0.1:4000"} }, `targets[0]: dns+ needs a name to resolve`},
+		{func(c *Config) { c.RefreshInterval = time.Millisecond }, "refresh_interval: must be at least 1s"},
+		{func(c *Config) { c.ProcessRetention = time.Second }, "process_retention: must be at least the interval"},
 	}
 	for _, tc := range cases {
 		c := DefaultConfig()
@@ -394,24 +338,27 @@ func BenchmarkParse(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if len(s.Spend) != benchModels*benchUsers {
-			b.Fatalf("%d spend keys", len(s.Spend))
+		if n := len(s.Totals(Spend, func(l Labels) string { return l.Model + "\x00" + l.User })); n != benchModels*benchUsers {
+			b.Fatalf("%d spend keys", n)
 		}
 	}
 	b.ReportMetric(float64(len(data))/1e6, "MB/scrape")
 }
 
-// BenchmarkDelta is the delta of two such scrapes.
-func BenchmarkDelta(b *testing.B) {
-	s, err := Parse(bytes.NewReader(exposition(50, 1000)), Options{})
+// BenchmarkApply is the increments of a scrape over the one before, of
+// such an exposition, and their resolution into series.
+func BenchmarkApply(b *testing.B) {
+	s, err := Parse(bytes.NewReader(exposition(benchModels, benchUsers)), Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	prev, cur := s.Counters(), s.Counters()
+	p := NewProcesses(0)
+	p.Apply("t", "e", s, time.Unix(0, 0))
 	b.ReportAllocs()
 	for b.Loop() {
-		Delta(prev, cur)
+		p.Apply("t", "e", s, time.Unix(0, 0)).Usage.Resolve()
 	}
+	b.ReportMetric(float64(len(s.Series)), "series")
 }
 
 // The benchmark's size: LiteLLM with 50 models and 1,000 end users.

@@ -20,7 +20,13 @@ type Options struct {
 	// UserLabel is end_user (the request's user field), user (LiteLLM's
 	// internal user), api_key_alias or team_alias.
 	UserLabel string
+	// IgnoreRoutes are routes whose requests are not model calls: LiteLLM
+	// 1.72 counts the scrapes of its own /metrics as failed requests.
+	IgnoreRoutes []string
 }
+
+// DefaultIgnoredRoutes are LiteLLM's metrics routes.
+var DefaultIgnoredRoutes = []string{"/metrics", "/metrics/"}
 
 // Names of the families Parse reads; everything else is skipped unparsed.
 const (
@@ -32,7 +38,11 @@ const (
 	famProxyFailed   = "litellm_proxy_failed_requests_metric_total"
 	famLatency       = "litellm_request_total_latency_metric"
 	famCacheHits     = "litellm_cache_hits_metric_total"
-	famCacheMisses   = "litellm_cache_misses_metric_total"
+	// Token details (LiteLLM 1.9x): parts of the input and output totals.
+	famInputCached        = "litellm_input_cached_tokens_metric_total"
+	famInputCacheCreation = "litellm_input_cache_creation_tokens_metric_total"
+	famOutputReasoning    = "litellm_output_reasoning_tokens_metric_total"
+	famCacheMisses        = "litellm_cache_misses_metric_total"
 	// The older simplified set.
 	famSimpleCost     = "litellm_total_cost"
 	famSimpleRequests = "litellm_requests_total"
@@ -58,10 +68,29 @@ var budgetFamilies = map[string]budgetField{
 	"litellm_user_budget_remaining_hours_metric":    {"user", "hours"},
 }
 
+// countedFamilies are the families whose series are counted, by kind.
+var countedFamilies = map[string]Kind{
+	famSpend: Spend, famInputTokens: InputTokens, famOutputTokens: OutputTokens,
+	famInputCached: CacheReadTokens, famInputCacheCreation: CacheWriteTokens, famOutputReasoning: ReasoningTokens,
+	famProxyRequests: Requests, famProxyFailed: FailedRequests,
+	famSimpleCost: Spend, famSimpleRequests: Requests, famSimpleInput: InputTokens, famSimpleOutput: OutputTokens,
+	famSimpleErrors: FailedRequests,
+}
+
+func simplified(family string) bool {
+	switch family {
+	case famSimpleCost, famSimpleRequests, famSimpleInput, famSimpleOutput, famSimpleErrors:
+		return true
+	}
+	return false
+}
+
 func wanted(name string) bool {
 	switch name {
-	case famStartTime, famSpend, famInputTokens, famOutputTokens, famProxyRequests, famProxyFailed, famLatency,
-		famCacheHits, famCacheMisses, famSimpleCost, famSimpleRequests, famSimpleInput, famSimpleOutput, famSimpleErrors:
+	case famStartTime, famLatency, famCacheHits, famCacheMisses:
+		return true
+	}
+	if _, ok := countedFamilies[name]; ok {
 		return true
 	}
 	_, ok := budgetFamilies[name]
@@ -85,9 +114,7 @@ func Parse(r io.Reader, opt Options) (*Snapshot, error) {
 // parse reads with the bulk scanner, or with expfmt alone when reference
 // is set (the tests compare the two).
 func parse(r io.Reader, opt Options, reference bool) (*Snapshot, error) {
-	p := &parser{reference: reference, opt: opt, snap: newSnapshot(), budgets: map[string]*Budget{}, names: intern{},
-		byStatus: map[RequestKey]float64{}, total: map[string]float64{}, failed: map[string]float64{},
-		simpleReq: map[string]float64{}, simpleErr: map[string]float64{}}
+	p := newParser(opt, reference)
 	br := bufio.NewReaderSize(r, 64<<10)
 	var last byte
 	for {
@@ -150,12 +177,24 @@ type parser struct {
 	names     intern
 	reference bool // parse every family with expfmt
 
-	budgets   map[string]*Budget
-	byStatus  map[RequestKey]float64 // proxy requests with a status_code label
-	total     map[string]float64     // proxy requests without one, by model
-	failed    map[string]float64
-	simpleReq map[string]float64
-	simpleErr map[string]float64
+	budgets                           map[string]*Budget
+	index                             map[Labels]int32 // the snapshot's labels table
+	modelLabel, otherLabel, userLabel string
+}
+
+func newParser(opt Options, reference bool) *parser {
+	p := &parser{reference: reference, opt: opt, snap: newSnapshot(), budgets: map[string]*Budget{}, names: intern{},
+		index: map[Labels]int32{}, modelLabel: "requested_model", otherLabel: "model", userLabel: opt.UserLabel}
+	if opt.ModelLabel == "model" {
+		p.modelLabel, p.otherLabel = p.otherLabel, p.modelLabel
+	}
+	if p.userLabel == "" {
+		p.userLabel = "end_user"
+	}
+	if p.opt.IgnoreRoutes == nil {
+		p.opt.IgnoreRoutes = DefaultIgnoredRoutes
+	}
+	return p
 }
 
 func (p *parser) line(line []byte) error {
@@ -184,9 +223,9 @@ func (p *parser) line(line []byte) error {
 	if end < 0 {
 		end = len(line)
 	}
-	name := string(line[:end])
+	name := line[:end]
 	if !belongs(name, p.family) {
-		if err := p.enter(name); err != nil {
+		if err := p.enter(string(name)); err != nil {
 			return err
 		}
 	}
@@ -210,11 +249,11 @@ func (p *parser) line(line []byte) error {
 }
 
 // belongs reports whether a sample named name is part of family.
-func belongs(name, family string) bool {
-	if family == "" || !strings.HasPrefix(name, family) {
+func belongs(name []byte, family string) bool {
+	if family == "" || !bytes.HasPrefix(name, []byte(family)) {
 		return false
 	}
-	switch name[len(family):] {
+	switch string(name[len(family):]) {
 	case "", "_bucket", "_sum", "_count", "_total", "_created":
 		return true
 	}

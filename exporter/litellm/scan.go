@@ -14,8 +14,8 @@ import (
 // scanSample instead, which allocates nothing per line. The tests check it
 // against expfmt on the fixture, on generated expositions and under fuzzing.
 var bulkFamilies = map[string]bool{
-	famSpend: true, famInputTokens: true, famOutputTokens: true,
-	famProxyRequests: true, famProxyFailed: true, famLatency: true,
+	famSpend: true, famInputTokens: true, famOutputTokens: true, famInputCached: true, famInputCacheCreation: true,
+	famOutputReasoning: true, famProxyRequests: true, famProxyFailed: true, famLatency: true,
 }
 
 var (
@@ -240,78 +240,50 @@ func (in intern) get(b []byte) string {
 	return s
 }
 
-// bulk aggregates one sample line of a bulk family.
+// bulk reads one sample line of a bulk family.
 func (p *parser) bulk(line []byte) error {
 	s, err := p.sc.scan(line)
 	if err != nil {
 		return err
 	}
+	if p.family != famLatency {
+		p.count(p.family, s)
+		return nil
+	}
+	suffix := string(s.name[len(famLatency):])
+	if !p.histogram || (suffix != "_bucket" && suffix != "_count" && suffix != "_sum") {
+		return nil // not a histogram's line: nothing expfmt would read as one
+	}
 	model := p.names.get(p.modelOf(s))
-	switch family := p.family; family {
-	case famSpend:
-		p.snap.Spend[SpendKey{Model: model, User: p.names.get(p.userOf(s)), Team: p.names.get(firstNonEmpty(s, "team_alias", "team")),
-			Key: p.names.get(s.get("api_key_alias"))}] += s.value
-	case famInputTokens, famOutputTokens:
-		dir := "input"
-		if family == famOutputTokens {
-			dir = "output"
+	agg := p.snap.Latency[model]
+	if agg == nil {
+		agg = &Histogram{Buckets: map[float64]float64{}}
+		p.snap.Latency[model] = agg
+	}
+	switch suffix {
+	case "_bucket":
+		le := s.get("le")
+		bound, err := parseValue(le)
+		if le == nil || err != nil {
+			return errSample
 		}
-		p.snap.Tokens[TokenKey{Model: model, User: p.names.get(p.userOf(s)), Direction: dir}] += s.value
-	case famProxyRequests:
-		if code := s.get("status_code"); code != nil {
-			p.byStatus[RequestKey{Model: model, Status: statusClass(string(code))}] += s.value
-		} else {
-			p.total[model] += s.value
-		}
-	case famProxyFailed:
-		p.failed[model] += s.value
-	case famLatency:
-		suffix := string(s.name[len(famLatency):])
-		if !p.histogram || (suffix != "_bucket" && suffix != "_count" && suffix != "_sum") {
-			return nil // not a histogram's line: nothing expfmt would read as one
-		}
-		agg := p.snap.Latency[model]
-		if agg == nil {
-			agg = &Histogram{Buckets: map[float64]float64{}}
-			p.snap.Latency[model] = agg
-		}
-		switch suffix {
-		case "_bucket":
-			le := s.get("le")
-			bound, err := parseValue(le)
-			if le == nil || err != nil {
-				return errSample
-			}
-			agg.Buckets[bound] += s.value
-		case "_count":
-			agg.Count += s.value
-		case "_sum":
-			agg.Sum += s.value
-		}
+		agg.Buckets[bound] += s.value
+	case "_count":
+		agg.Count += s.value
+	case "_sum":
+		agg.Sum += s.value
 	}
 	return nil
 }
 
 func (p *parser) modelOf(s *sample) []byte {
-	primary, secondary := "requested_model", "model"
-	if p.opt.ModelLabel == "model" {
-		primary, secondary = secondary, primary
-	}
-	if v := s.get(primary); v != nil {
+	if v := s.get(p.modelLabel); v != nil {
 		return v
 	}
-	if v := s.get(secondary); v != nil {
+	if v := s.get(p.otherLabel); v != nil {
 		return v
 	}
 	return []byte("unknown")
-}
-
-func (p *parser) userOf(s *sample) []byte {
-	name := p.opt.UserLabel
-	if name == "" {
-		name = "end_user"
-	}
-	return s.get(name)
 }
 
 func firstNonEmpty(s *sample, names ...string) []byte {

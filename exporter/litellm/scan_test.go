@@ -14,7 +14,11 @@ func sameSnapshot(a, b *Snapshot) bool {
 	norm := func(s *Snapshot) string {
 		c := *s
 		c.Budgets = nil
-		return fmt.Sprintf("%v %v %v %v %v %v %v %v", c.StartTime, c.Spend, c.Tokens, c.Requests, latencyString(c.Latency),
+		series := make([]string, len(c.Series))
+		for i, x := range c.Series {
+			series[i] = fmt.Sprintf("%x %d %+v %v", x.ID, x.Kind, c.Labels(x), x.Value)
+		}
+		return fmt.Sprintf("%v %v %v %v %v %v %v", c.StartTime, series, c.pairs, latencyString(c.Latency),
 			c.CacheHits, c.CacheMiss, c.Simplified)
 	}
 	if norm(a) != norm(b) || len(a.Budgets) != len(b.Budgets) {
@@ -60,8 +64,8 @@ func TestScannerMatchesExpfmt(t *testing.T) {
 		compareWithExpfmt(t, readFixture(t), opt)
 		compareWithExpfmt(t, exposition(3, 7), opt)
 	}
-	if !reflect.DeepEqual(parseFixture(t).Spend, mustParse(t, readFixture(t), true).Spend) {
-		t.Fatal("fixture spend differs")
+	if !reflect.DeepEqual(parseFixture(t).Series, mustParse(t, readFixture(t), true).Series) {
+		t.Fatal("fixture series differ")
 	}
 }
 

@@ -1,30 +1,51 @@
 // Package litellm reads a LiteLLM proxy's /metrics and reduces it to what
-// usage-exporter needs: spend, tokens and requests per model and user
-// (cumulative counters, for deltas), and the latency, cache and budget state
-// (for re-export). Both LiteLLM's metric names (v1.x, litellm_*_metric) and
-// the older simplified set (litellm_total_cost, litellm_requests_total, ...)
-// are understood.
+// usage-exporter needs: the counted series of spend, tokens and requests
+// (cumulative, each kept apart so that increments are taken series by
+// series), and the latency, cache and budget state (for re-export). Both
+// LiteLLM's metric names (v1.x, litellm_*_metric) and the older simplified
+// set (litellm_total_cost, litellm_requests_total, ...) are understood.
 package litellm
 
-import (
-	"maps"
-	"math"
-	"sort"
+// Kind is what a counted series counts.
+type Kind uint8
+
+// The kinds of counted series. LiteLLM's token totals include their
+// details: input includes cache reads and writes, output includes reasoning.
+const (
+	Spend            Kind = iota
+	InputTokens           // litellm_input_tokens_metric: all input tokens
+	OutputTokens          // litellm_output_tokens_metric: all output tokens
+	CacheReadTokens       // litellm_input_cached_tokens_metric: provider prompt-cache reads
+	CacheWriteTokens      // litellm_input_cache_creation_tokens_metric: prompt-cache writes
+	ReasoningTokens       // litellm_output_reasoning_tokens_metric
+	Requests              // client requests without a status code
+	FailedRequests        // failed client requests (of Requests)
+	OKRequests            // client requests with a 2xx or 3xx status code
+	ErrorRequests         // client requests with another status code
+	numKinds
 )
 
-// SpendKey identifies spend: per model, user, team and API key.
-type SpendKey struct {
-	Model, User, Team, Key string
+// Labels is what usage-exporter keeps of a counted series' labels.
+type Labels struct {
+	// Model is the configured model label's value (requested_model or
+	// model); empty when the series does not carry it.
+	Model string
+	// Other is the other model label's value, used to resolve Model when it
+	// is missing (LiteLLM versions before 1.8x put no requested_model on
+	// spend; requests carry no model).
+	Other string
+	// User is the configured user label's value; Team and Key the team and
+	// key aliases (spend only).
+	User, Team, Key string
 }
 
-// TokenKey identifies token counts per model, user and direction.
-type TokenKey struct {
-	Model, User, Direction string
-}
-
-// RequestKey identifies request counts per model and status (success, failure).
-type RequestKey struct {
-	Model, Status string
+// Sample is one counted series of a scrape.
+type Sample struct {
+	// ID identifies the series: a hash of its name and all its labels.
+	ID     uint64
+	Kind   Kind
+	labels int32 // index into Snapshot.labels
+	Value  float64
 }
 
 // Histogram is a cumulative latency histogram summed over a model's series.
@@ -40,13 +61,18 @@ type Budget struct {
 	Remaining, Max, HoursToReset float64 // NaN when not reported (or unlimited)
 }
 
-// Snapshot is one scrape of LiteLLM, aggregated.
+// Snapshot is one scrape of LiteLLM.
 type Snapshot struct {
-	// StartTime is LiteLLM's process_start_time_seconds; 0 when absent.
+	// StartTime is LiteLLM's process_start_time_seconds; 0 when absent
+	// (LiteLLM in multiprocess mode does not report one).
 	StartTime float64
-	Spend     map[SpendKey]float64
-	Tokens    map[TokenKey]float64
-	Requests  map[RequestKey]float64
+	// Series are the counted series, in the order of the exposition.
+	Series []Sample
+	labels []Labels
+	// pairs holds, from the token series that carry both model labels,
+	// the tokens of each (other label, model label) pair: how to resolve a
+	// series that carries only the other one.
+	pairs     map[string]map[string]float64
 	Latency   map[string]*Histogram
 	CacheHits map[string]float64
 	CacheMiss map[string]float64
@@ -56,165 +82,40 @@ type Snapshot struct {
 }
 
 func newSnapshot() *Snapshot {
-	return &Snapshot{
-		Spend: map[SpendKey]float64{}, Tokens: map[TokenKey]float64{}, Requests: map[RequestKey]float64{},
-		Latency: map[string]*Histogram{}, CacheHits: map[string]float64{}, CacheMiss: map[string]float64{},
-	}
+	return &Snapshot{pairs: map[string]map[string]float64{}, Latency: map[string]*Histogram{},
+		CacheHits: map[string]float64{}, CacheMiss: map[string]float64{}}
 }
 
-// Counters are the cumulative values deltas are computed from; they are
-// what the exporter checkpoints between restarts.
-type Counters struct {
-	StartTime float64        `json:"start_time"`
-	Spend     []SpendValue   `json:"spend"`
-	Tokens    []TokenValue   `json:"tokens"`
-	Requests  []RequestValue `json:"requests"`
-	spend     map[SpendKey]float64
-	tokens    map[TokenKey]float64
-	requests  map[RequestKey]float64
-}
+// Labels returns a sample's labels.
+func (s *Snapshot) Labels(x Sample) Labels { return s.labels[x.labels] }
 
-// SpendValue, TokenValue and RequestValue are Counters entries in JSON.
-type (
-	SpendValue struct {
-		SpendKey
-		Value float64 `json:"value"`
+// Totals sums the snapshot's series of a kind by what key makes of their
+// labels (for tests and tools).
+func (s *Snapshot) Totals(kind Kind, key func(Labels) string) map[string]float64 {
+	out := map[string]float64{}
+	for _, x := range s.Series {
+		if x.Kind == kind {
+			out[key(s.labels[x.labels])] += x.Value
+		}
 	}
-	TokenValue struct {
-		TokenKey
-		Value float64 `json:"value"`
-	}
-	RequestValue struct {
-		RequestKey
-		Value float64 `json:"value"`
-	}
-)
-
-// Counters returns the snapshot's cumulative counters.
-func (s *Snapshot) Counters() *Counters {
-	return &Counters{StartTime: s.StartTime, spend: s.Spend, tokens: s.Tokens, requests: s.Requests}
-}
-
-// Encode fills the JSON fields, sorted, from the maps.
-func (c *Counters) Encode() *Counters {
-	out := &Counters{StartTime: c.StartTime, spend: c.spend, tokens: c.tokens, requests: c.requests}
-	for k, v := range c.spend {
-		out.Spend = append(out.Spend, SpendValue{k, v})
-	}
-	for k, v := range c.tokens {
-		out.Tokens = append(out.Tokens, TokenValue{k, v})
-	}
-	for k, v := range c.requests {
-		out.Requests = append(out.Requests, RequestValue{k, v})
-	}
-	sort.Slice(out.Spend, func(i, j int) bool { return lessSpend(out.Spend[i].SpendKey, out.Spend[j].SpendKey) })
-	sort.Slice(out.Tokens, func(i, j int) bool {
-		a, b := out.Tokens[i].TokenKey, out.Tokens[j].TokenKey
-		return a.Model+"\x00"+a.User+"\x00"+a.Direction < b.Model+"\x00"+b.User+"\x00"+b.Direction
-	})
-	sort.Slice(out.Requests, func(i, j int) bool {
-		a, b := out.Requests[i].RequestKey, out.Requests[j].RequestKey
-		return a.Model+"\x00"+a.Status < b.Model+"\x00"+b.Status
-	})
 	return out
 }
 
-func lessSpend(a, b SpendKey) bool {
-	return a.Model+"\x00"+a.User+"\x00"+a.Team+"\x00"+a.Key < b.Model+"\x00"+b.User+"\x00"+b.Team+"\x00"+b.Key
-}
-
-// Decode rebuilds the maps from the JSON fields.
-func (c *Counters) Decode() *Counters {
-	c.spend, c.tokens, c.requests = map[SpendKey]float64{}, map[TokenKey]float64{}, map[RequestKey]float64{}
-	for _, v := range c.Spend {
-		c.spend[v.SpendKey] = v.Value
-	}
-	for _, v := range c.Tokens {
-		c.tokens[v.TokenKey] = v.Value
-	}
-	for _, v := range c.Requests {
-		c.requests[v.RequestKey] = v.Value
-	}
-	return c
-}
-
-// Changes are the increments between two snapshots.
-type Changes struct {
-	Spend    map[SpendKey]float64
-	Tokens   map[TokenKey]float64
-	Requests map[RequestKey]float64
-	// First is true when there was no earlier snapshot: the increments are
-	// everything LiteLLM counted since it started.
-	First bool
-	// Restarted is true when LiteLLM restarted since the earlier snapshot.
-	Restarted bool
-}
-
-// Delta computes what cur adds to prev (nil for none). A LiteLLM restart
-// (a new process_start_time_seconds) makes every value an increment from
-// zero. Without a start time, a value that went down is taken as a reset of
-// that series. With one, it is not (a series LiteLLM dropped lowers a sum
-// without anything having been undone) and counts zero. Never negative.
-func Delta(prev, cur *Counters) Changes {
-	ch := Changes{Spend: map[SpendKey]float64{}, Tokens: map[TokenKey]float64{}, Requests: map[RequestKey]float64{}}
-	ch.First = prev == nil
-	if !ch.First {
-		ch.Restarted = cur.StartTime != 0 && prev.StartTime != 0 && cur.StartTime != prev.StartTime
-	}
-	knowsStart := cur.StartTime != 0
-	inc := func(now, before float64, seen bool) float64 {
-		switch {
-		case ch.First || ch.Restarted || !seen:
-			return now
-		case now >= before:
-			return now - before
-		case knowsStart:
-			return 0
-		default:
-			return now
+// addPairs records the tokens of series that carry both model labels.
+func (s *Snapshot) addPairs() {
+	for _, x := range s.Series {
+		if x.Kind != InputTokens && x.Kind != OutputTokens {
+			continue
 		}
-	}
-	var ps map[SpendKey]float64
-	var pt map[TokenKey]float64
-	var pr map[RequestKey]float64
-	if prev != nil {
-		ps, pt, pr = prev.spend, prev.tokens, prev.requests
-	}
-	increments(ch.Spend, ps, cur.spend, inc)
-	increments(ch.Tokens, pt, cur.tokens, inc)
-	increments(ch.Requests, pr, cur.requests, inc)
-	return ch
-}
-
-// increments puts into out the positive, finite increment of every series
-// of cur over prev (nil for none).
-func increments[K comparable](out, prev, cur map[K]float64, inc func(now, before float64, seen bool) float64) {
-	for k, v := range cur {
-		before, seen := prev[k]
-		if d := inc(v, before, seen); d > 0 && !math.IsInf(d, 0) {
-			out[k] = d
+		l := s.labels[x.labels]
+		if l.Model == "" || l.Other == "" {
+			continue
 		}
+		m := s.pairs[l.Other]
+		if m == nil {
+			m = map[string]float64{}
+			s.pairs[l.Other] = m
+		}
+		m[l.Model] += x.Value
 	}
-}
-
-// Advance returns the counters to keep after applying cur on top of prev:
-// cur's values, plus prev's series that cur lacks (a series missing from one
-// scrape must not count whole when it comes back), unless LiteLLM restarted.
-func Advance(prev, cur *Counters) *Counters {
-	if prev == nil || (cur.StartTime != 0 && prev.StartTime != 0 && cur.StartTime != prev.StartTime) {
-		return cur
-	}
-	out := &Counters{StartTime: cur.StartTime, spend: map[SpendKey]float64{}, tokens: map[TokenKey]float64{},
-		requests: map[RequestKey]float64{}}
-	if out.StartTime == 0 {
-		out.StartTime = prev.StartTime
-	}
-	// prev's series first, cur's values over them.
-	maps.Copy(out.spend, prev.spend)
-	maps.Copy(out.spend, cur.spend)
-	maps.Copy(out.tokens, prev.tokens)
-	maps.Copy(out.tokens, cur.tokens)
-	maps.Copy(out.requests, prev.requests)
-	maps.Copy(out.requests, cur.requests)
-	return out
 }
