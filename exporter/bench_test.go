@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/usage-exporter/usage-exporter/exporter/quota"
+	"github.com/usage-exporter/usage-exporter/exporter/state"
 	"github.com/usage-exporter/usage-exporter/exporter/tailer"
 	"github.com/usage-exporter/usage-exporter/internal/redistest"
 )
@@ -150,27 +151,8 @@ func fi(b *testing.B, path string) int64 {
 
 // BenchmarkScrape gathers and encodes /metrics with 10,000 users and 200 routes.
 func BenchmarkScrape(b *testing.B) {
-	cfg := testConfig("json")
-	cfg.Users.MaxUsers = 10000
-	reg := prometheus.NewRegistry()
-	d, in := newStages(b, cfg, reg)
-	services := []string{"llm", "embeddings", "search", "tts", "stt"}
-	codes := []int{200, 400, 429, 500}
-	var buf bytes.Buffer
-	for i := 0; i < 200; i++ {
-		svc := services[i%len(services)]
-		for u := 0; u < 50; u++ {
-			fmt.Fprintf(&buf, `{"user_id":"user_%05d","method":"POST","path":"/api/v1/%s/op%03d","service":"%s","status":%d,"duration_ms":%d}`+"\n",
-				i*50+u, svc, i, svc, codes[u%len(codes)], 10+u*37)
-		}
-	}
-	ingestSync(d, in, &tailer.Batch{Data: buf.Bytes()})
-	if n := len(in.attr.users.byID); n != 10000 {
-		b.Fatalf("%d users, want 10000", n)
-	}
-	if n := len(in.count.routes); n != 200 {
-		b.Fatalf("%d routes, want 200", n)
-	}
+	cfg, in := scaleStages(b)
+	reg := in.count.m.reg.(*prometheus.Registry)
 	q := newQuotas(in.ledger.store, cfg, testNow)
 	reg.MustRegister(q)
 	publish(in)
@@ -195,6 +177,61 @@ func BenchmarkScrape(b *testing.B) {
 			}
 		})
 	}
+}
+
+// scaleStages are the stages after 10,000 users' calls on 200 routes of
+// five services: the scale the scrape and the checkpoint are measured at.
+func scaleStages(b *testing.B) (*Config, *ingester) {
+	cfg := testConfig("json")
+	cfg.Users.MaxUsers = 10000
+	reg := prometheus.NewRegistry()
+	d, in := newStages(b, cfg, reg)
+	services := []string{"llm", "embeddings", "search", "tts", "stt"}
+	codes := []int{200, 400, 429, 500}
+	var buf bytes.Buffer
+	for i := 0; i < 200; i++ {
+		svc := services[i%len(services)]
+		for u := 0; u < 50; u++ {
+			fmt.Fprintf(&buf, `{"user_id":"user_%05d","method":"POST","path":"/api/v1/%s/op%03d","service":"%s","status":%d,"duration_ms":%d}`+"\n",
+				i*50+u, svc, i, svc, codes[u%len(codes)], 10+u*37)
+		}
+	}
+	ingestSync(d, in, &tailer.Batch{Data: buf.Bytes()})
+	if n := len(in.attr.users.byID); n != 10000 {
+		b.Fatalf("%d users, want 10000", n)
+	}
+	if n := len(in.count.routes); n != 200 {
+		b.Fatalf("%d routes, want 200", n)
+	}
+	return cfg, in
+}
+
+// BenchmarkCheckpoint is one checkpoint at that scale: taking the snapshot
+// and encoding the state file (positions, ledger, every series), and
+// writing it (temporary file, fsync, rename).
+func BenchmarkCheckpoint(b *testing.B) {
+	_, in := scaleStages(b)
+	dir, err := state.Open(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer dir.Close()
+	snap := in.snapshot(testNow())
+	b.Run("encode", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			snap = in.snapshot(testNow())
+		}
+		b.ReportMetric(float64(len(snap.data)), "bytes")
+		b.ReportMetric(float64(in.count.m.Lines.Snapshot().Len()), "series")
+	})
+	b.Run("write", func(b *testing.B) {
+		for b.Loop() {
+			if err := dir.WriteBytes(stateFile, snap.data); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
 
 // BenchmarkFollow appends lines to a followed file, 100 lines a write, as
