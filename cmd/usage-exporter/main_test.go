@@ -37,6 +37,8 @@ func TestMain(m *testing.M) {
 
 func command(args ...string) *exec.Cmd {
 	cmd := exec.Command(os.Args[0], args...)
+	// Dies with the test binary, even one killed by go test's timeout.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.Env = append(os.Environ(), "USAGE_EXPORTER_RUN_MAIN=1")
 	return cmd
 }
