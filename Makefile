@@ -58,6 +58,7 @@ fuzz:
 	$(GO) test ./exporter/litellm -run '^$$' -fuzz '^FuzzScannerMatchesExpfmt$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./exporter/litellm -run '^$$' -fuzz '^FuzzProcessesUnmarshal$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./exporter/series -run '^$$' -fuzz '^FuzzRestore$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./exporter/rollup -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
 
 fuzz-long:
 	$(MAKE) fuzz FUZZTIME=10m

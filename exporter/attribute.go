@@ -14,6 +14,10 @@ import (
 const (
 	unpricedUnknownModel = "unknown_model"
 	unpricedNoTokens     = "no_tokens"
+	// A call of the model service (litellm.api_service) that names no model
+	// and carries no tokens or cost (an nginx line), with no per-call price
+	// for the service.
+	unpricedNoModel = "no_model"
 )
 
 // call is one request as the count and ledger stages see it: classified,
@@ -44,6 +48,7 @@ type call struct {
 type attributor struct {
 	classifier    *classify.Classifier
 	perCall       []float64 // dollars per successful call, by service
+	modelService  int       // the service whose calls are model calls; -1 if none
 	spend         []bool    // by source: price its model calls
 	users         *userLabels
 	tiers         *plans.Resolver
@@ -61,11 +66,14 @@ func newAttributor(cfg *Config, m *Metrics, prices *pricing.Table, tiers *plans.
 	if err != nil {
 		return nil, err
 	}
-	a := &attributor{classifier: cl, tiers: tiers, dupConfig: cfg.Duplicates, now: time.Now,
+	a := &attributor{classifier: cl, tiers: tiers, dupConfig: cfg.Duplicates, now: time.Now, modelService: -1,
 		users:  newUserLabels(cfg.Users, m.seriesOverflow.With(overflowUser, "")),
 		models: newModelTable(prices, cfg.Pricing.MaxModels, m.seriesOverflow.With(overflowModel, ""))}
-	for _, name := range cl.Services() {
+	for i, name := range cl.Services() {
 		a.perCall = append(a.perCall, max(cfg.Pricing.PerCall[name], 0))
+		if name == cfg.LiteLLM.APIService {
+			a.modelService = i
+		}
 		// Whose route cap overflowed: each service has its own.
 		a.routeOverflow = append(a.routeOverflow, m.seriesOverflow.With(overflowRoute, name))
 	}
@@ -102,6 +110,11 @@ func (a *attributor) attribute(eb *eventBatch, ev *event, c *call) bool {
 		}
 	case ev.status < 400:
 		c.cost = a.perCall[c.svc]
+		// A model call the line says nothing about: not free, unpriced,
+		// unless the service has a per-call price.
+		if c.cost == 0 && c.svc == a.modelService && a.spend[eb.source] {
+			c.unpriced = unpricedNoModel
+		}
 	}
 	if ev.cacheKey.n > 0 {
 		if a.dups == nil {

@@ -156,7 +156,7 @@ func BenchmarkScrape(b *testing.B) {
 	q := newQuotas(in.ledger.store, cfg, testNow)
 	reg.MustRegister(q)
 	publish(in)
-	h := newMux(reg, reg, in.count.m.Lines, q, Options{}, discardLogger(), new(atomic.Bool), nil)
+	h := newMux(reg, reg, in.count.m.Lines, q, windowHandler{}, Options{}, discardLogger(), new(atomic.Bool), nil)
 	// What Prometheus asks for: text, or protobuf when native histograms are
 	// enabled; gzip either way.
 	for _, accept := range []struct{ name, header string }{

@@ -6,6 +6,7 @@ import (
 
 	"github.com/usage-exporter/usage-exporter/exporter/litellm"
 	"github.com/usage-exporter/usage-exporter/exporter/quota"
+	"github.com/usage-exporter/usage-exporter/exporter/rollup"
 	"github.com/usage-exporter/usage-exporter/exporter/series"
 	"github.com/usage-exporter/usage-exporter/exporter/tailer"
 	"github.com/usage-exporter/usage-exporter/plans"
@@ -24,6 +25,9 @@ type checkpoint struct {
 	// LegacyLiteLLM is the summed counters of a version before: present, the
 	// next scrape of LiteLLM is a baseline.
 	LegacyLiteLLM json.RawMessage `json:"litellm,omitempty"`
+	// Rollups are the rollups' open days and the sealed days' files
+	// (rollup.Saved's encoding), in a part of their own.
+	Rollups []byte `json:"-"`
 	// FirstTimes and LastTimes are the oldest and newest line times the
 	// counters hold, by source.
 	FirstTimes map[string]float64 `json:"first_times,omitempty"`
@@ -46,8 +50,9 @@ type carried struct {
 	legacy     bool               // LiteLLM's state is of a version before
 	firstTimes map[string]float64
 	lastTimes  map[string]float64
-	tierOf     map[string]int // the users' tiers as last resolved
-	tierNames  []string       // what the tier indexes of tierOf name
+	tierOf     map[string]int  // the users' tiers as last resolved
+	tierNames  []string        // what the tier indexes of tierOf name
+	rollups    *rollup.Rollups // the process's; nil when off
 }
 
 func (cp *checkpoint) carried() (carried, error) {
@@ -97,10 +102,11 @@ func (c *carried) retier(r *plans.Resolver) {
 // snapshot is a checkpoint taken by the ingest goroutine, on its way to
 // the state file; once it is there, what it holds is published.
 type snapshot struct {
-	data  []byte
-	quota *quota.Checkpoint
-	view  *quotaView
-	lines *series.Snapshot
+	data    []byte
+	quota   *quota.Checkpoint
+	view    *quotaView
+	lines   *series.Snapshot
+	rollups *rollup.Saved // nil without rollups
 }
 
 // snapshot captures the pipeline's state at this point of the stream.
@@ -114,8 +120,13 @@ func (in *ingester) snapshot(written time.Time) *snapshot {
 	qc := in.ledger.store.Checkpoint(resume)
 	cp := checkpoint{Version: 3, Written: written.UTC(), Positions: rs.Positions, LiteLLM: rs.LiteLLM,
 		FirstTimes: in.firstTimes, LastTimes: in.lastTimes, Saved: qc.Saved}
+	var rollups *rollup.Saved
+	if in.rollups != nil {
+		rollups = in.rollups.Checkpoint()
+		cp.Rollups = rollups.Encode()
+	}
 	lines := in.count.m.Lines.Snapshot()
-	return &snapshot{data: encodeState(&cp, lines.Encode(nil)), quota: qc, view: in.quotaView(), lines: lines}
+	return &snapshot{data: encodeState(&cp, lines.Encode(nil)), quota: qc, view: in.quotaView(), lines: lines, rollups: rollups}
 }
 
 // quotaView is the current period and the users' tiers and labels.
@@ -130,6 +141,6 @@ func (in *ingester) quotaView() *quotaView {
 
 // carry is what the next pipeline continues from.
 func (in *ingester) carry() carried {
-	return carried{positions: in.positionList(), litellm: in.procs, firstTimes: in.firstTimes, lastTimes: in.lastTimes,
+	return carried{positions: in.positionList(), litellm: in.procs, rollups: in.rollups, firstTimes: in.firstTimes, lastTimes: in.lastTimes,
 		tierOf: in.ledger.tierOf, tierNames: in.attr.tiers.Names()}
 }

@@ -24,6 +24,8 @@ type counter struct {
 	codes    [600]string
 	labels   *userLabels
 	table    *modelTable
+	noModel  *series.Series // unpriced{model="",reason="no_model"}
+	rollups  *rollupIDs     // nil without rollups
 }
 
 type serviceSeries struct {
@@ -43,10 +45,12 @@ type routeSeries struct {
 	route    string
 	duration *series.Series
 	requests map[uint32]*series.Series // method index << 16 | status
+	rollup   int32                     // id in the rollups; -1 until known
 }
 
 type userSeries struct {
 	label    string
+	rollup   int32                     // id in the rollups; -1 until known
 	requests map[uint32]*series.Series // tier << 16 | service
 	cost     map[uint32]*series.Series // tier << 16 | service
 	tokens   map[int]*series.Series    // tier
@@ -61,6 +65,7 @@ type modelSeries struct {
 	requestTokens *series.Series
 	cost          map[int]*series.Series // by service
 	unpriced      map[string]*series.Series
+	rollup        []int32 // ids in the rollups, by service; -1 until known
 }
 
 func newCounter(cfg *Config, m *Metrics, a *attributor) *counter {
@@ -113,14 +118,23 @@ func (c *counter) count(cl *call, ev *event) {
 	}
 	us := c.user(cl.user)
 	c.userRequests(us, cl.tier, cl.svc).Inc()
-	if cl.model >= 0 {
+	switch {
+	case cl.model >= 0:
 		c.modelCall(cl, ev.status >= 400, us)
-	} else if cl.cost > 0 {
+	case cl.cost > 0:
 		ss.perCallCost.Add(cl.cost)
 		c.userCost(us, cl.tier, cl.svc).Add(cl.cost)
+	case cl.unpriced != "":
+		if c.noModel == nil {
+			c.noModel = c.m.unpriced.With("", cl.unpriced)
+		}
+		c.noModel.Inc()
 	}
 	if cl.duplicate {
 		ss.duplicates.Inc()
+	}
+	if c.rollups != nil {
+		c.rollup(cl, ev, rs, us)
 	}
 }
 
@@ -159,6 +173,7 @@ func (c *counter) route(route *classify.Route, svc int) *routeSeries {
 	rs, ok := c.routes[k]
 	if !ok {
 		rs = &routeSeries{
+			rollup:   -1,
 			route:    route.Label,
 			duration: c.m.duration.With(c.services[svc].name, route.Label),
 			requests: map[uint32]*series.Series{},
@@ -175,7 +190,7 @@ func (c *counter) user(slot int) *userSeries {
 	}
 	us := c.users[slot]
 	if us == nil {
-		us = &userSeries{label: c.labels.label(slot), requests: map[uint32]*series.Series{},
+		us = &userSeries{label: c.labels.label(slot), rollup: -1, requests: map[uint32]*series.Series{},
 			cost: map[uint32]*series.Series{}, tokens: map[int]*series.Series{}}
 		c.users[slot] = us
 	}

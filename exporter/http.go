@@ -16,8 +16,8 @@ import (
 
 // newMux routes the exporter's endpoints: the metrics, the quota API, the
 // lifecycle endpoints and the landing page.
-func newMux(reg prometheus.Registerer, base prometheus.Gatherer, lines *series.Set, q *quotas, opts Options,
-	log *slog.Logger, ready *atomic.Bool, reloads chan chan error) *http.ServeMux {
+func newMux(reg prometheus.Registerer, base prometheus.Gatherer, lines *series.Set, q *quotas, win http.Handler,
+	opts Options, log *slog.Logger, ready *atomic.Bool, reloads chan chan error) *http.ServeMux {
 	path := opts.TelemetryPath
 	if path == "" {
 		path = "/metrics"
@@ -25,6 +25,7 @@ func newMux(reg prometheus.Registerer, base prometheus.Gatherer, lines *series.S
 	mux := http.NewServeMux()
 	mux.Handle(path, promhttp.InstrumentMetricHandler(reg, series.Handler(base, lines, log)))
 	mux.Handle("GET /api/v1/quotas", q)
+	mux.Handle("GET /api/v1/window", win)
 	mux.HandleFunc("/api/v1/quotas", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Allow", "GET, HEAD")
 		admin.WriteJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "use GET"})
@@ -45,6 +46,7 @@ func newMux(reg prometheus.Registerer, base prometheus.Gatherer, lines *series.S
 				{Address: "/-/healthy", Text: "Health"},
 				{Address: "/-/ready", Text: "Readiness"},
 				{Address: "/api/v1/quotas?user=", Text: "Quota of a user", Description: "add the user id"},
+				{Address: "/api/v1/window?days=7", Text: "Usage by log time", Description: "the rollups the optimizer reads"},
 			},
 		})
 		if err == nil {

@@ -8,6 +8,7 @@ import (
 	"github.com/usage-exporter/usage-exporter/exporter/litellm"
 	"github.com/usage-exporter/usage-exporter/exporter/logparse"
 	"github.com/usage-exporter/usage-exporter/exporter/quota"
+	"github.com/usage-exporter/usage-exporter/exporter/rollup"
 	"github.com/usage-exporter/usage-exporter/exporter/series"
 	"github.com/usage-exporter/usage-exporter/exporter/tailer"
 	"github.com/usage-exporter/usage-exporter/plans"
@@ -34,6 +35,7 @@ type ingester struct {
 	spendFrom  bool // LiteLLM is the source of model spend
 	llmService int  // the api_service LiteLLM's spend goes to
 	litellmM   litellmMetrics
+	rollups    *rollup.Rollups // nil when off
 }
 
 // litellmMetrics are the ingest side's LiteLLM series.
@@ -73,6 +75,8 @@ func newIngester(cfg *Config, m *Metrics, prices *pricing.Table, tiers *plans.Re
 	if in.procs == nil {
 		in.procs = litellm.NewProcesses(0)
 	}
+	in.rollups = st.rollups
+	in.count.rollups = newRollupIDs(st.rollups, attr.classifier.Services(), tiers.Names())
 	in.procs.Retention = cfg.LiteLLM.ProcessRetention
 	if st.legacy {
 		in.procs.Rebaseline()

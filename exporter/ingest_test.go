@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/usage-exporter/usage-exporter/exporter/quota"
 	"github.com/usage-exporter/usage-exporter/exporter/series"
+	"github.com/usage-exporter/usage-exporter/exporter/state"
 	"github.com/usage-exporter/usage-exporter/exporter/tailer"
 	"github.com/usage-exporter/usage-exporter/plans"
 	"github.com/usage-exporter/usage-exporter/pricing"
@@ -64,7 +65,18 @@ func newStages(t testing.TB, cfg *Config, reg prometheus.Registerer) (*decoder, 
 		t.Fatal(err)
 	}
 	tiers := plans.NewResolver(cfg.Plans, cfg.Quota.TierSources, nil)
-	in, err := newIngester(cfg, m, prices, tiers, quota.NewEmbedded(nil), carried{}, testNow)
+	var st carried
+	if cfg.Rollups.Days > 0 {
+		dir, err := state.Open(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { dir.Close() })
+		if st.rollups, err = openRollups(cfg.Rollups.Days, dir, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	in, err := newIngester(cfg, m, prices, tiers, quota.NewEmbedded(nil), st, testNow)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,4 +311,42 @@ func publish(in *ingester) {
 	set.Publish(set.Snapshot())
 	set.Published().Served()
 	set.Publish(set.Snapshot())
+}
+
+// An nginx line of the model service names no model and carries no
+// tokens: it is counted as unpriced (no_model), never as free, unless the
+// service has a per-call price; with LiteLLM as the source of spend,
+// LiteLLM prices it.
+func TestModelCallsWithoutAModel(t *testing.T) {
+	lines := []byte(`10.0.0.1 - u1 [24/Oct/2025:10:00:00 +0000] "POST /api/v1/llm/chat/completions HTTP/1.1" 200 512 "-" "curl" 0.812
+10.0.0.1 - u1 [24/Oct/2025:10:00:01 +0000] "POST /api/v1/llm/chat/completions HTTP/1.1" 200 512 "-" "curl" 0.700
+10.0.0.1 - u2 [24/Oct/2025:10:00:02 +0000] "POST /api/v1/llm/chat/completions HTTP/1.1" 500 0 "-" "curl" 0.100
+10.0.0.1 - u2 [24/Oct/2025:10:00:03 +0000] "POST /api/v1/search HTTP/1.1" 200 100 "-" "curl" 0.050
+`)
+	run := func(cfg *Config) *ingester {
+		d, in := newStages(t, cfg, prometheus.NewRegistry())
+		d.now, in.attr.now = testNow, testNow
+		ingestSync(d, in, &tailer.Batch{Data: lines})
+		publish(in)
+		return in
+	}
+	in := run(testConfig("nginx"))
+	m := in.count.m
+	if got := m.unpriced.With("", "no_model").Value(); got != 2 {
+		t.Errorf("unpriced no_model %v, want 2 (the failed call cost nothing)", got)
+	}
+	if got := m.cost.With("llm", "").Value(); got != 0 {
+		t.Errorf("llm cost %v, want 0", got)
+	}
+	priced := testConfig("nginx")
+	priced.Pricing.PerCall["llm"] = 0.002
+	m = run(priced).count.m
+	if got, un := m.cost.With("llm", "").Value(), m.unpriced.With("", "no_model").Value(); got != 0.004 || un != 0 {
+		t.Errorf("with a per-call price: cost %v unpriced %v, want 0.004 and 0", got, un)
+	}
+	litellm := testConfig("nginx")
+	litellm.LiteLLM.URL = "http://litellm:4000"
+	if un := run(litellm).count.m.unpriced.With("", "no_model").Value(); un != 0 {
+		t.Errorf("LiteLLM prices model calls, yet %v unpriced", un)
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/usage-exporter/usage-exporter/exporter/litellm"
+	"github.com/usage-exporter/usage-exporter/exporter/rollup"
 )
 
 // litellmScrape is one good scrape of one LiteLLM endpoint.
@@ -43,11 +44,26 @@ func (in *ingester) applyLiteLLM(sc litellmScrape, now time.Time) {
 	}
 	u := a.Usage.Resolve()
 	att, c, svc := in.attr, in.count, in.llmService
+	roll := func(ms *modelSeries, slot, tier int, f func(*rollup.Usage)) {
+		if c.rollups == nil {
+			return
+		}
+		r := c.rollups.r
+		us := c.user(slot)
+		if us.rollup < 0 {
+			us.rollup = r.UserID(us.label)
+		}
+		x := rollup.Usage{Time: now.UnixMilli(), Service: c.rollups.services[svc], Model: ms.rollupID(r, svc, c.services[svc].name),
+			Tier: c.rollups.tiers[tier], User: us.rollup}
+		f(&x)
+		r.AddLiteLLM(&x)
+	}
 	for k, v := range u.Spend {
 		ms := c.model(att.models.index([]byte(k.Model)))
 		slot, tier := att.user([]byte(k.User), nil)
 		c.modelCost(ms, svc).Add(v)
 		c.userCost(c.user(slot), tier, svc).Add(v)
+		roll(ms, slot, tier, func(x *rollup.Usage) { x.Cost = v })
 		if k.Team != "" {
 			labelCounter(c.teams, c.m.teamCost, k.Team).Add(v)
 		}
@@ -60,6 +76,7 @@ func (in *ingester) applyLiteLLM(sc litellmScrape, now time.Time) {
 		slot, tier := att.user([]byte(k.User), nil)
 		ms.tokens[tokenDirection[k.Direction]].Add(v)
 		c.userTokens(c.user(slot), tier).Add(v)
+		roll(ms, slot, tier, func(x *rollup.Usage) { x.Tokens[tokenDirection[k.Direction]] = v })
 		// LiteLLM's history before the first scrape has no period to go to:
 		// the ledger takes what it counts from then on.
 		if k.User != "" && !a.First {
@@ -68,11 +85,14 @@ func (in *ingester) applyLiteLLM(sc litellmScrape, now time.Time) {
 	}
 	for k, v := range u.Requests {
 		ms := c.model(att.models.index([]byte(k.Model)))
+		failed := 0.0
 		if k.Status == "success" {
 			ms.success.Add(v)
 		} else {
 			ms.failure.Add(v)
+			failed = v
 		}
+		roll(ms, userAnonymous, att.tiers.Anonymous(), func(x *rollup.Usage) { x.Calls, x.Failures, x.User = v, failed, -1 })
 	}
 }
 

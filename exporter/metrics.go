@@ -32,9 +32,11 @@ const (
 // Directions of usage_llm_tokens_total: disjoint billing buckets.
 var tokenDirections = []string{"input", "output", "cache_read", "cache_write", "reasoning"}
 
-// requestTokenBuckets bound prompt sizes; 500 and 2000 separate the simple,
-// medium and complex queries of the optimizer.
-var requestTokenBuckets = []float64{100, 250, 500, 1000, 2000, 4000, 8000, 16000, 32000, 64000, 128000, 256000}
+// requestTokenBuckets bound prompt sizes. Token counts are whole, so each
+// bucket is "under" a round number: le="499" holds the prompts under 500
+// tokens, the optimizer's simple queries, le="1999" those under 2,000 (the
+// complex ones are the rest).
+var requestTokenBuckets = []float64{99, 249, 499, 999, 1999, 3999, 7999, 15999, 31999, 63999, 127999, 255999}
 
 // MetricsConfig tunes the series the exporter builds.
 type MetricsConfig struct {
@@ -139,6 +141,8 @@ type Metrics struct {
 	ledgerPending prometheus.Gauge
 	ledgerPaused  prometheus.Counter
 
+	rollupPushErrors prometheus.Counter
+
 	// Series that exist only when their part is configured: an up of 0
 	// where there is no LiteLLM would page someone.
 	reg         prometheus.Registerer
@@ -241,7 +245,7 @@ func (m *Metrics) initLines() {
 
 // enableRedis registers the Redis ledger's own series.
 func (m *Metrics) enableRedis() {
-	m.redisOnce.Do(func() { m.reg.MustRegister(m.redisUp, m.ledgerCommits, m.ledgerPaused) })
+	m.redisOnce.Do(func() { m.reg.MustRegister(m.redisUp, m.ledgerCommits, m.ledgerPaused, m.rollupPushErrors) })
 }
 
 // sharedLedger is what the Redis ledger updates.
@@ -262,6 +266,9 @@ func (m *Metrics) newProcessMetrics(f promauto.Factory) {
 	m.ledgerPaused = prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Subsystem: "exporter",
 		Name: "ledger_backpressure_total",
 		Help: "Times reading logs paused because redis.max_pending ledger entries were held while Redis was unreachable."})
+	m.rollupPushErrors = prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Subsystem: "exporter",
+		Name: "rollup_push_errors_total",
+		Help: "Failed puts of the saved rollups in Redis, where the exporters sharing the ledger read windows (retried)."})
 	m.price = gauge("price_dollars_per_token", "Price of one token by model (in use) and token type.", "model", "token_type")
 	m.priceMatch = gauge("model_price_info", "The price table key a model name matched; always 1.", "model", "price_key")
 	m.priceTable = gauge("price_table_info", "A loaded price file, with the SHA-256 of its content; always 1.", "source", "sha256")

@@ -10,6 +10,7 @@ import (
 
 	"github.com/usage-exporter/usage-exporter/exporter/litellm"
 	"github.com/usage-exporter/usage-exporter/exporter/quota"
+	"github.com/usage-exporter/usage-exporter/exporter/rollup"
 	"github.com/usage-exporter/usage-exporter/exporter/state"
 	"github.com/usage-exporter/usage-exporter/exporter/tailer"
 	"github.com/usage-exporter/usage-exporter/plans"
@@ -28,6 +29,7 @@ type process struct {
 	tailers    *tailerCollector
 	litellm    *litellmCollector
 	resolver   litellm.Resolver // DNS of dns+ LiteLLM targets
+	rollups    *rollup.Rollups  // nil when off
 }
 
 // pipeline is a tailer feeding an ingester, with periodic checkpoints.
@@ -176,6 +178,9 @@ func (p *pipeline) save(s *snapshot) {
 	p.m.checkpointOK.SetToCurrentTime()
 	p.m.checkpointBytes.Set(float64(len(s.data)))
 	p.store.Saved(s.quota)
+	if s.rollups != nil {
+		p.in.rollups.Saved(s.rollups)
+	}
 	p.quotas.view.Store(s.view)
 	p.m.Lines.Publish(s.lines)
 	p.m.ledgerPending.Set(float64(p.store.Held()))

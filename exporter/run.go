@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/usage-exporter/usage-exporter/exporter/litellm"
 	"github.com/usage-exporter/usage-exporter/exporter/quota"
+	"github.com/usage-exporter/usage-exporter/exporter/rollup"
 	"github.com/usage-exporter/usage-exporter/exporter/state"
 	"github.com/usage-exporter/usage-exporter/internal/admin"
 	"github.com/usage-exporter/usage-exporter/plans"
@@ -128,6 +129,12 @@ func Run(ctx context.Context, opts Options) error {
 		log.Warn("LiteLLM's baselines in the state file are unreadable: the next scrape of each LiteLLM process counts all it has",
 			"file", dir.File(stateFile), "err", err)
 	}
+	if cfg.Rollups.Days > 0 {
+		if pr.rollups, err = openRollups(cfg.Rollups.Days, dir, cp.Rollups); err != nil {
+			return fmt.Errorf("restoring the rollups of %s: %w", dir.File(stateFile), err)
+		}
+		st.rollups = pr.rollups
+	}
 	closeLedger, err := pr.openLedger(ctx, ledgerCtx, cfg, opts.StateDir, &cp.Saved, &st)
 	if err != nil {
 		return err
@@ -138,7 +145,7 @@ func Run(ctx context.Context, opts Options) error {
 
 	var ready atomic.Bool
 	reloads := make(chan chan error)
-	httpErr, shutdown := admin.Serve(opts.Listeners, newMux(reg, base, m.Lines, pr.quotas, opts, log, &ready, reloads), opts.Web, log)
+	httpErr, shutdown := admin.Serve(opts.Listeners, newMux(reg, base, m.Lines, pr.quotas, windowHandler{pr.rollups}, opts, log, &ready, reloads), opts.Web, log)
 	defer shutdown()
 
 	m.reloadOK.Set(1)
@@ -203,7 +210,27 @@ func (pr *process) openLedger(ctx, ledgerCtx context.Context, cfg *Config, state
 		pr.redisTiers = plans.NewRedisTiers(client, cfg.Redis.Tiers, cfg.Redis.Timeout, log)
 		go pr.redisTiers.Run(ctx)
 	}
-	return func() { client.Close() }, nil
+	if pr.rollups == nil {
+		return func() { client.Close() }, nil
+	}
+	pr.rollups.Share(rollup.NewShare(client, cfg.Redis.KeyPrefix, instance, cfg.Redis.Timeout, cfg.Rollups.Days))
+	pushCtx, stopPush := context.WithCancel(context.WithoutCancel(ctx))
+	pushed := make(chan struct{})
+	go func() {
+		defer close(pushed)
+		pr.pushRollups(pushCtx, cfg.Rollups.PushInterval, pr.log.With("component", "rollups"))
+	}()
+	return func() {
+		// The last checkpoint is saved: put it before letting go of Redis.
+		stopPush()
+		<-pushed
+		final, cancel := context.WithTimeout(context.Background(), cfg.Redis.Timeout)
+		defer cancel()
+		if err := pr.rollups.Push(final); err != nil {
+			pr.log.Warn("putting the rollups in Redis at shutdown failed; the next start puts them", "err", err)
+		}
+		client.Close()
+	}, nil
 }
 
 // loaded is a configuration with its price table.

@@ -13,7 +13,9 @@ import (
 // The state file holds everything a restart continues from, written
 // atomically at every checkpoint: a header line, then the checkpoint
 // (positions, the ledger) as JSON, the series' values in their compact
-// encoding, and LiteLLM's baselines in theirs, each part after its length.
+// encoding, LiteLLM's baselines in theirs, and the rollups' open days (the
+// sealed days are files of their own the checkpoint names), each part
+// after its length. A part a version before did not write is empty.
 const (
 	stateFile       = "checkpoint.bin"
 	legacyStateFile = "checkpoint.json" // before the series were kept: JSON only
@@ -23,9 +25,9 @@ const (
 
 func encodeState(cp *checkpoint, lines []byte) []byte {
 	j, _ := json.Marshal(cp)
-	b := make([]byte, 0, len(stateHeader)+len(j)+len(lines)+len(cp.LiteLLM)+30)
+	b := make([]byte, 0, len(stateHeader)+len(j)+len(lines)+len(cp.LiteLLM)+len(cp.Rollups)+40)
 	b = append(b, stateHeader...)
-	for _, part := range [][]byte{j, lines, cp.LiteLLM} {
+	for _, part := range [][]byte{j, lines, cp.LiteLLM, cp.Rollups} {
 		b = binary.AppendUvarint(b, uint64(len(part)))
 		b = append(b, part...)
 	}
@@ -54,9 +56,12 @@ func decodeState(data []byte) (cp checkpoint, lines []byte, err error) {
 	}
 	j := part()
 	lines = part()
-	var llm []byte
+	var llm, rollups []byte
 	if version >= 3 {
 		llm = part()
+	}
+	if len(rest) > 0 {
+		rollups = part()
 	}
 	if err != nil {
 		return cp, nil, err
@@ -64,7 +69,7 @@ func decodeState(data []byte) (cp checkpoint, lines []byte, err error) {
 	if err := json.Unmarshal(j, &cp); err != nil {
 		return cp, nil, err
 	}
-	cp.LiteLLM = llm
+	cp.LiteLLM, cp.Rollups = llm, rollups
 	return cp, lines, nil
 }
 

@@ -1,0 +1,390 @@
+package rollup
+
+import (
+	"encoding/binary"
+	"errors"
+	"math"
+
+	"github.com/usage-exporter/usage-exporter/internal/window"
+)
+
+// A day is encoded with the names it uses (a table each, referred to by
+// position), then its hours and its users. Numbers that are whole (counts,
+// most token figures) take a varint; others 9 bytes.
+const dayMagic = "RUD1"
+
+var errCorrupt = errors.New("rollup: corrupt or truncated day")
+
+type encoder struct {
+	b     []byte
+	local [numTables]map[int32]uint64 // global id -> position in the day's table
+	names [numTables][]string
+}
+
+func (e *encoder) uvarint(v uint64) { e.b = binary.AppendUvarint(e.b, v) }
+
+// num writes a figure: a whole number as a varint of twice it, anything
+// else as 1 and its 8 bytes.
+func (e *encoder) num(v float64) {
+	if v >= 0 && v < 1<<52 && v == math.Trunc(v) {
+		e.uvarint(uint64(v) << 1)
+		return
+	}
+	e.uvarint(1)
+	e.b = binary.LittleEndian.AppendUint64(e.b, math.Float64bits(v))
+}
+
+func (e *encoder) ref(t int, id int32, names *[numTables]table) {
+	m := e.local[t]
+	if m == nil {
+		m = map[int32]uint64{}
+		e.local[t] = m
+	}
+	pos, ok := m[id]
+	if !ok {
+		pos = uint64(len(e.names[t]))
+		m[id] = pos
+		e.names[t] = append(e.names[t], names[t].names[id])
+	}
+	e.uvarint(pos)
+}
+
+// encodeDay encodes a day; the names come first, so the body is built
+// apart.
+func encodeDay(dn int32, d *day, names *[numTables]table) []byte {
+	body := &encoder{}
+	var n uint64
+	for _, h := range d.hours {
+		if h != nil {
+			n++
+		}
+	}
+	body.uvarint(n)
+	for i, h := range d.hours {
+		if h == nil {
+			continue
+		}
+		body.uvarint(uint64(i))
+		encodeHour(body, h, names)
+	}
+	n = 0
+	for _, u := range d.users {
+		if u != nil {
+			n++
+		}
+	}
+	body.uvarint(n)
+	for id, u := range d.users {
+		if u == nil {
+			continue
+		}
+		body.ref(tUser, int32(id), names)
+		body.ref(tTier, u.tier, names)
+		body.num(u.calls)
+		body.num(u.cost)
+		body.num(u.tokens)
+		var k uint64
+		for _, c := range u.byService {
+			if c != 0 {
+				k++
+			}
+		}
+		body.uvarint(k)
+		for s, c := range u.byService {
+			if c != 0 {
+				body.ref(tService, int32(s), names)
+				body.num(c)
+			}
+		}
+	}
+	out := &encoder{b: make([]byte, 0, len(body.b)+1024)}
+	out.b = append(out.b, dayMagic...)
+	out.b = binary.AppendVarint(out.b, int64(dn))
+	out.b = binary.AppendVarint(out.b, d.first)
+	out.b = binary.AppendVarint(out.b, d.last)
+	for t := range numTables {
+		out.uvarint(uint64(len(body.names[t])))
+		for _, s := range body.names[t] {
+			out.uvarint(uint64(len(s)))
+			out.b = append(out.b, s...)
+		}
+	}
+	return append(out.b, body.b...)
+}
+
+func count[T any](s []*T) uint64 {
+	var n uint64
+	for _, x := range s {
+		if x != nil {
+			n++
+		}
+	}
+	return n
+}
+
+func encodeHour(e *encoder, h *hour, names *[numTables]table) {
+	e.uvarint(count(h.services))
+	for id, s := range h.services {
+		if s == nil {
+			continue
+		}
+		e.ref(tService, int32(id), names)
+		for _, v := range [...]float64{s.calls, s.errors, s.timeouts, s.duplicates, s.cost, s.perCall, s.egress, s.bytes,
+			s.latSum, s.latCount} {
+			e.num(v)
+		}
+		e.uvarint(s.latency.Zero)
+		e.b = binary.AppendVarint(e.b, int64(s.latency.First))
+		e.uvarint(uint64(len(s.latency.Counts)))
+		for _, c := range s.latency.Counts {
+			e.uvarint(c)
+		}
+	}
+	e.uvarint(count(h.routes))
+	for id, rt := range h.routes {
+		if rt == nil {
+			continue
+		}
+		e.ref(tRoute, int32(id), names)
+		for _, v := range [...]float64{rt.calls, rt.errors, rt.latSum, rt.latCount} {
+			e.num(v)
+		}
+	}
+	e.uvarint(count(h.models))
+	for id, m := range h.models {
+		if m == nil {
+			continue
+		}
+		e.ref(tModel, int32(id), names)
+		e.num(m.calls)
+		e.num(m.failures)
+		for _, v := range m.tokens {
+			e.num(v)
+		}
+		e.num(m.cost)
+		for _, v := range m.prompts {
+			e.num(v)
+		}
+	}
+	e.uvarint(count(h.tiers))
+	for id, t := range h.tiers {
+		if t == nil {
+			continue
+		}
+		e.ref(tTier, int32(id), names)
+		e.num(t.calls)
+		e.num(t.cost)
+	}
+	var n uint64
+	for _, v := range h.unpriced {
+		if v != 0 {
+			n++
+		}
+	}
+	e.uvarint(n)
+	for id, v := range h.unpriced {
+		if v != 0 {
+			e.ref(tReason, int32(id), names)
+			e.num(v)
+		}
+	}
+}
+
+type decoder struct {
+	b     []byte
+	err   error
+	local [numTables][]int32 // position in the day's table -> id in the tables decoded into
+}
+
+func (d *decoder) fail() {
+	if d.err == nil {
+		d.err = errCorrupt
+	}
+	d.b = nil
+}
+
+func (d *decoder) uvarint() uint64 {
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+// count reads a number of elements of at least size bytes each.
+func (d *decoder) count(size int) int {
+	n := d.uvarint()
+	if n > uint64(len(d.b)/size) {
+		d.fail()
+		return 0
+	}
+	return int(n)
+}
+
+func (d *decoder) num() float64 {
+	x := d.uvarint()
+	if x&1 == 0 {
+		return float64(x >> 1)
+	}
+	if x != 1 || len(d.b) < 8 {
+		d.fail()
+		return 0
+	}
+	v := math.Float64frombits(binary.LittleEndian.Uint64(d.b))
+	d.b = d.b[8:]
+	return v
+}
+
+func (d *decoder) ref(t int) int32 {
+	pos := d.uvarint()
+	if pos >= uint64(len(d.local[t])) {
+		d.fail()
+		return 0
+	}
+	return d.local[t][pos]
+}
+
+// decodeDay decodes a day, its names interned into names.
+func decodeDay(data []byte, names *[numTables]table) (int32, *day, error) {
+	if len(data) < len(dayMagic) || string(data[:len(dayMagic)]) != dayMagic {
+		return 0, nil, errCorrupt
+	}
+	d := &decoder{b: data[len(dayMagic):]}
+	dn := int32(d.varint())
+	first, last := d.varint(), d.varint()
+	for t := range numTables {
+		n := d.count(1)
+		d.local[t] = make([]int32, n)
+		for i := range n {
+			l := d.uvarint()
+			if l > uint64(len(d.b)) {
+				d.fail()
+				break
+			}
+			d.local[t][i] = names[t].id(string(d.b[:l]))
+			d.b = d.b[l:]
+		}
+	}
+	out := &day{first: first, last: last}
+	nh := d.count(1)
+	for range nh {
+		i := d.uvarint()
+		if i >= 24 {
+			d.fail()
+			break
+		}
+		h := &hour{}
+		decodeHour(d, h)
+		if d.err != nil {
+			break
+		}
+		out.hours[i] = h
+	}
+	nu := d.count(1)
+	for range nu {
+		id := d.ref(tUser)
+		u := &userDay{tier: d.ref(tTier)}
+		u.calls, u.cost, u.tokens = d.num(), d.num(), d.num()
+		k := d.count(1)
+		for range k {
+			s := d.ref(tService)
+			v := d.num()
+			if d.err != nil {
+				break
+			}
+			for int(s) >= len(u.byService) {
+				u.byService = append(u.byService, 0)
+			}
+			u.byService[s] += v
+		}
+		if d.err != nil {
+			break
+		}
+		out.users = grow(out.users, id)
+		out.users[id] = u
+	}
+	if d.err != nil || len(d.b) != 0 {
+		return 0, nil, errCorrupt
+	}
+	return dn, out, nil
+}
+
+func decodeHour(d *decoder, h *hour) {
+	for range d.count(1) {
+		id := d.ref(tService)
+		s := &serviceAgg{}
+		for _, p := range [...]*float64{&s.calls, &s.errors, &s.timeouts, &s.duplicates, &s.cost, &s.perCall, &s.egress,
+			&s.bytes, &s.latSum, &s.latCount} {
+			*p = d.num()
+		}
+		s.latency = window.Sketch{Zero: d.uvarint(), First: int(d.varint())}
+		if n := d.count(1); n > 0 {
+			s.latency.Counts = make([]uint64, n)
+			for i := range s.latency.Counts {
+				s.latency.Counts[i] = d.uvarint()
+			}
+		}
+		if d.err != nil {
+			return
+		}
+		h.services = grow(h.services, id)
+		h.services[id] = s
+	}
+	for range d.count(1) {
+		id := d.ref(tRoute)
+		rt := &routeAgg{calls: d.num(), errors: d.num(), latSum: d.num(), latCount: d.num()}
+		if d.err != nil {
+			return
+		}
+		h.routes = grow(h.routes, id)
+		h.routes[id] = rt
+	}
+	for range d.count(1) {
+		id := d.ref(tModel)
+		m := &modelAgg{calls: d.num(), failures: d.num()}
+		for i := range m.tokens {
+			m.tokens[i] = d.num()
+		}
+		m.cost = d.num()
+		for i := range m.prompts {
+			m.prompts[i] = d.num()
+		}
+		if d.err != nil {
+			return
+		}
+		h.models = grow(h.models, id)
+		h.models[id] = m
+	}
+	for range d.count(1) {
+		id := d.ref(tTier)
+		t := &tierAgg{calls: d.num(), cost: d.num()}
+		if d.err != nil {
+			return
+		}
+		h.tiers = grow(h.tiers, id)
+		h.tiers[id] = t
+	}
+	for range d.count(1) {
+		id := d.ref(tReason)
+		v := d.num()
+		if d.err != nil {
+			return
+		}
+		for int(id) >= len(h.unpriced) {
+			h.unpriced = append(h.unpriced, 0)
+		}
+		h.unpriced[id] += v
+	}
+}
