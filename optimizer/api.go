@@ -195,7 +195,8 @@ func (r *Report) view(name string, limit int, meta *Meta) any {
 
 // CSVHeader is the first row of /optimization?format=csv.
 var CSVHeader = []string{"id", "type", "priority", "current", "recommended", "potential_savings",
-	"savings_dollars_per_month", "revenue", "impact", "implementation_effort", "evidence"}
+	"savings_dollars_per_month", "revenue", "impact", "implementation_effort", "evidence", "group", "alternative_to",
+	"counted_savings_dollars_per_month"}
 
 func writeCSV(w http.ResponseWriter, rep *Report, days int) {
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
@@ -205,7 +206,8 @@ func writeCSV(w http.ResponseWriter, rep *Report, days int) {
 	for _, r := range rep.Optimization.Recommendations {
 		ev, _ := json.Marshal(r.Evidence)
 		_ = cw.Write([]string{r.ID, r.Type, r.Priority, r.Current, r.Recommended, r.PotentialSavings,
-			strconv.FormatFloat(r.Savings, 'f', 2, 64), strconv.FormatBool(r.Revenue), r.Impact, r.Effort, string(ev)})
+			strconv.FormatFloat(r.Savings, 'f', 2, 64), strconv.FormatBool(r.Revenue), r.Impact, r.Effort, string(ev),
+			r.Group, r.AlternativeTo, strconv.FormatFloat(r.CountedSavings, 'f', 2, 64)})
 	}
 	cw.Flush()
 }

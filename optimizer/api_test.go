@@ -79,11 +79,11 @@ func week() *Snapshot {
 	gpt4 := s.model("gpt-4")
 	gpt4.Calls, gpt4.Cost = 15000, 150
 	gpt4.Tokens["input"], gpt4.Tokens["output"] = 4e6, 0.5e6
-	gpt4.PromptTokens = map[float64]float64{100: 6000, 500: 9000, 2000: 13000, math.Inf(1): 15000}
+	gpt4.PromptTokens = map[float64]float64{99: 6000, 499: 9000, 1999: 13000, math.Inf(1): 15000}
 	mini := s.model("gpt-4o-mini")
 	mini.Calls, mini.Cost = 30000, 30
 	mini.Tokens["input"], mini.Tokens["output"] = 1e8, 2.5e7
-	mini.PromptTokens = map[float64]float64{100: 10000, 500: 20000, 2000: 29000, math.Inf(1): 30000}
+	mini.PromptTokens = map[float64]float64{99: 10000, 499: 20000, 1999: 29000, math.Inf(1): 30000}
 	for _, u := range []struct {
 		name, tier       string
 		llm, emb, search float64
@@ -100,11 +100,21 @@ func week() *Snapshot {
 	s.Quotas = []QuotaUse{quotaUser("admin@example.com", "professional", 85000, 1.2e7),
 		quotaUser("bob@example.com", "starter", 12500, 1.8e6), quotaUser("carol@example.com", "trial", 450, 65000),
 		quotaUser("dave@example.com", "enterprise", 450000, 6.5e7)}
+	// 113,000 calls: 3,000 anonymous (searches), 400 llm calls without a model.
+	anon := s.user(AnonymousUser, "none")
+	anon.ByService["search"], anon.Calls, anon.Cost = 3000, 3000, 1.5
+	s.Unpriced["no_model"] = 400
 	s.Hourly = profile(8500)
+	s.HourlyByService = map[string][]float64{"embeddings": profile(2000)}
 	for d := 0; d < 7; d++ {
 		s.Daily = append(s.Daily, DayUsage{Date: now.AddDate(0, 0, d-7), Calls: 15000 + float64(d)*500, Cost: 33 + float64(d)})
 	}
 	s.Latency = Latency{Avg: 0.2455, P50: 0.1964, P95: 0.61375, P99: 0.982}
+	for name, q := range map[string][3]float64{"llm": {0.7, 1.9, 3.2}, "embeddings": {0.21, 0.52, 0.8},
+		"search": {0.1, 0.3, 0.45}, "tts": {1.4, 2.5, 3}, "stt": {2, 4, 6}} {
+		sv := s.Services[name]
+		sv.P50, sv.P95, sv.P99 = q[0], q[1], q[2]
+	}
 	return s
 }
 
@@ -259,12 +269,16 @@ func TestCSVParsesBack(t *testing.T) {
 		if err := json.Unmarshal([]byte(row[10]), &ev); err != nil {
 			t.Errorf("evidence of row %d: %v", i, err)
 		}
+		counted, err := strconv.ParseFloat(row[13], 64)
+		if err != nil || counted != r.CountedSavings || row[11] != r.Group || row[12] != r.AlternativeTo {
+			t.Errorf("row %d %v: group, alternative or counted savings differ from %+v", i, row, r)
+		}
 		if !r.Revenue {
-			sum += savings
+			sum += counted
 		}
 	}
 	if math.Abs(sum-o.TotalPotentialSavings) > 0.005 {
-		t.Errorf("CSV savings sum to %v, total says %v", sum, o.TotalPotentialSavings)
+		t.Errorf("CSV counted savings sum to %v, total says %v", sum, o.TotalPotentialSavings)
 	}
 }
 

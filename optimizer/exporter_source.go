@@ -2,22 +2,30 @@ package optimizer
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
 	"net/http"
+	"net/url"
 	"sort"
+	"strconv"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"github.com/usage-exporter/usage-exporter/internal/window"
 )
 
-// ExporterSource reads the exporter's own /metrics: no Prometheus needed,
-// but the figures are totals since the exporter started, not a window, and
-// there is no hourly or daily profile.
+// ExporterSource reads the exporter itself, no Prometheus needed: the
+// window of days from its rollups (GET /api/v1/window, the last days UTC
+// days of log time), and the current quota use from its /metrics. An
+// exporter without rollups (an older version, or rollups.days: 0) gives its
+// totals since it started instead.
 type ExporterSource struct {
+	// URL is the exporter's /metrics; the window is read from the same host.
 	URL    string
 	Client *http.Client
 }
@@ -28,18 +36,38 @@ func (e *ExporterSource) Name() string { return "exporter " + e.URL }
 // maxExposition bounds what the optimizer reads from the exporter.
 const maxExposition = 512 << 20
 
-// Snapshot scrapes the exporter once. days is recorded but cannot narrow
-// the figures: Window is the span of log time the counters cover.
+// Snapshot reads the window of days ending with the newest line's day, and
+// the quota use at now.
 func (e *ExporterSource) Snapshot(ctx context.Context, days int, now time.Time) (*Snapshot, error) {
+	client := e.Client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	families, err := e.scrape(ctx, client)
+	if err != nil {
+		return nil, err
+	}
+	win, err := e.window(ctx, client, days)
+	var s *Snapshot
+	switch {
+	case errors.Is(err, errNoWindow):
+		s = FromFamilies(families, days, now)
+	case err != nil:
+		return nil, err
+	default:
+		s = FromWindow(win, days)
+		s.Quotas = quotasOf(families, now)
+	}
+	s.Source = e.Name()
+	return s, nil
+}
+
+func (e *ExporterSource) scrape(ctx context.Context, client *http.Client) (map[string]*dto.MetricFamily, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.URL, nil)
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Accept", "text/plain;version=0.0.4")
-	client := e.Client
-	if client == nil {
-		client = http.DefaultClient
-	}
 	resp, err := client.Do(req)
 	if err != nil {
 		return nil, err
@@ -53,9 +81,68 @@ func (e *ExporterSource) Snapshot(ctx context.Context, days int, now time.Time) 
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", e.URL, err)
 	}
-	s := FromFamilies(families, days, now)
-	s.Source = e.Name()
-	return s, nil
+	return families, nil
+}
+
+// errNoWindow: the exporter has no rollups to read.
+var errNoWindow = errors.New("the exporter serves no window")
+
+// windowURL is the exporter's window endpoint on the host of its /metrics.
+func (e *ExporterSource) windowURL(days int) (string, error) {
+	u, err := url.Parse(e.URL)
+	if err != nil {
+		return "", err
+	}
+	u.Path, u.RawQuery = "/api/v1/window", "days="+strconv.Itoa(days)
+	return u.String(), nil
+}
+
+func (e *ExporterSource) window(ctx context.Context, client *http.Client, days int) (*window.Window, error) {
+	target, err := e.windowURL(days)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusNotFound:
+		return nil, errNoWindow
+	default:
+		return nil, fmt.Errorf("%s: %s", target, resp.Status)
+	}
+	var w window.Window
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxExposition)).Decode(&w); err != nil {
+		return nil, fmt.Errorf("%s: %w", target, err)
+	}
+	return &w, nil
+}
+
+// quotasOf reads the quota gauges.
+func quotasOf(families map[string]*dto.MetricFamily, now time.Time) []QuotaUse {
+	qs := quotaSet{}
+	gauge := func(name string, f func(l map[string]string, v float64)) {
+		if mf := families[name]; mf != nil {
+			for _, m := range mf.Metric {
+				l := make(map[string]string, len(m.Label))
+				for _, lp := range m.Label {
+					l[lp.GetName()] = lp.GetValue()
+				}
+				f(l, m.GetGauge().GetValue())
+			}
+		}
+	}
+	gauge("usage_quota_period_start_timestamp_seconds", func(_ map[string]string, v float64) { qs.start = v })
+	gauge("usage_quota_period_end_timestamp_seconds", func(_ map[string]string, v float64) { qs.end = v })
+	gauge("usage_quota_used", func(l map[string]string, v float64) { qs.add(l["user"], l["tier"], l["resource"], v) })
+	return qs.list(now)
 }
 
 // FromFamilies builds a since-start snapshot from the exporter's metric
@@ -97,9 +184,14 @@ func FromFamilies(families map[string]*dto.MetricFamily, days int, now time.Time
 		}
 	})
 	latency := buckets{}
+	latencyOf := map[string]buckets{}
 	each("usage_request_duration_seconds", func(l map[string]string, m *dto.Metric) {
 		h := m.GetHistogram()
 		sv := s.service(l["api_service"])
+		if latencyOf[l["api_service"]] == nil {
+			latencyOf[l["api_service"]] = buckets{}
+		}
+		latencyOf[l["api_service"]].add(h)
 		ep := s.endpoint(l["route"], l["api_service"])
 		sv.LatencySum += h.GetSampleSum()
 		sv.LatencyCount += float64(h.GetSampleCount())
@@ -129,6 +221,7 @@ func FromFamilies(families map[string]*dto.MetricFamily, days int, now time.Time
 	each("usage_llm_request_tokens", func(l map[string]string, m *dto.Metric) {
 		buckets(s.model(l["model"]).PromptTokens).add(m.GetHistogram())
 	})
+	counter("usage_exporter_unpriced_requests_total", func(l map[string]string, v float64) { s.Unpriced[l["reason"]] += v })
 	counter("usage_user_requests_total", func(l map[string]string, v float64) {
 		u := s.user(l["user"], l["tier"])
 		u.Calls += v
@@ -144,14 +237,14 @@ func FromFamilies(families map[string]*dto.MetricFamily, days int, now time.Time
 		}
 	}
 
-	qs := quotaSet{}
-	gauge("usage_quota_period_start_timestamp_seconds", func(_ map[string]string, v float64) { qs.start = v })
-	gauge("usage_quota_period_end_timestamp_seconds", func(_ map[string]string, v float64) { qs.end = v })
-	gauge("usage_quota_used", func(l map[string]string, v float64) { qs.add(l["user"], l["tier"], l["resource"], v) })
-	s.Quotas = qs.list(now)
+	s.Quotas = quotasOf(families, now)
 
 	s.averageLatency()
 	s.Latency.P50, s.Latency.P95, s.Latency.P99 = latency.quantile(0.5), latency.quantile(0.95), latency.quantile(0.99)
+	for name, b := range latencyOf {
+		sv := s.service(name)
+		sv.P50, sv.P95, sv.P99 = b.quantile(0.5), b.quantile(0.95), b.quantile(0.99)
+	}
 
 	// The counters cover the log time from the oldest to the newest line
 	// read since start; without timestamps, the exporter's uptime.

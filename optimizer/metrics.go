@@ -14,8 +14,11 @@ var (
 	recSavingsDesc = prometheus.NewDesc("usage_recommendation_savings_dollars",
 		"Potential monthly savings of a recommendation (revenue gained for plan_upgrade and billing_model).",
 		[]string{"id", "type"}, nil)
+	recCountedDesc = prometheus.NewDesc("usage_recommendation_counted_savings_dollars",
+		"What a recommendation adds to the total: 0 for an alternative of a better one on the same spend, less than its savings where a larger one took part of that spend first.",
+		[]string{"id", "type"}, nil)
 	totalSavingsDesc = prometheus.NewDesc("usage_recommendations_potential_savings_dollars",
-		"Sum of the monthly savings of the current recommendations (revenue findings excluded).", nil, nil)
+		"Sum of the counted monthly savings of the current recommendations (revenue findings excluded): at most the spend they act on.", nil, nil)
 	totalRevenueDesc = prometheus.NewDesc("usage_recommendations_revenue_opportunity_dollars",
 		"Sum of the monthly revenue of the current plan_upgrade and billing_model findings.", nil, nil)
 	skippedDesc = prometheus.NewDesc("usage_recommendation_skipped",
@@ -53,7 +56,7 @@ func (e *Engine) Register(reg prometheus.Registerer) error {
 
 // Describe sends the descriptors.
 func (c Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{recInfoDesc, recSavingsDesc, totalSavingsDesc, totalRevenueDesc, skippedDesc,
+	for _, d := range []*prometheus.Desc{recInfoDesc, recSavingsDesc, recCountedDesc, totalSavingsDesc, totalRevenueDesc, skippedDesc,
 		hourlyDesc, projectedDesc, resultAgeDesc} {
 		ch <- d
 	}
@@ -69,6 +72,7 @@ func (c Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(recInfoDesc, prometheus.GaugeValue, 1,
 			rec.ID, rec.Type, rec.Priority, rec.Current, rec.Recommended, rec.Effort)
 		ch <- prometheus.MustNewConstMetric(recSavingsDesc, prometheus.GaugeValue, rec.Savings, rec.ID, rec.Type)
+		ch <- prometheus.MustNewConstMetric(recCountedDesc, prometheus.GaugeValue, rec.CountedSavings, rec.ID, rec.Type)
 	}
 	skipped := map[string]bool{}
 	for _, s := range r.Optimization.Skipped {

@@ -133,11 +133,12 @@ func (pq *promQueries) window(metric, by string, start, end time.Time, f func(l 
 	})
 }
 
-// profile reads the sum q at every step of the window (on the clock's step
-// boundaries) and at end, and hands on each increase with the end of the
-// step it happened in: none is lost between two points, none put in the
-// wrong hour. Where the sum begins inside the window, it begins at zero.
-func (pq *promQueries) profile(q string, start, end time.Time, step time.Duration, f func(end time.Time, inc float64)) {
+// profile reads the sums of q at every step of the window (on the clock's
+// step boundaries) and at end, and hands on each increase of each series
+// with the end of the step it happened in: none is lost between two
+// points, none put in the wrong hour. Where a sum begins inside the window,
+// it begins at zero.
+func (pq *promQueries) profile(q string, start, end time.Time, step time.Duration, f func(l model.Metric, end time.Time, inc float64)) {
 	pq.run(q, func() error {
 		first := start.Truncate(step)
 		m, err := pq.q.QueryRange(pq.ctx, q, first, end, step)
@@ -148,26 +149,29 @@ func (pq *promQueries) profile(q string, start, end time.Time, step time.Duratio
 		if err != nil {
 			return err
 		}
-		var points []model.SamplePair
-		if len(m) > 0 {
-			points = m[0].Values
-		}
-		if len(last) > 0 && (len(points) == 0 || points[len(points)-1].Timestamp.Time().Before(end)) {
-			points = append(points, model.SamplePair{Timestamp: model.TimeFromUnixNano(end.UnixNano()), Value: last[0].Value})
+		lastOf := make(map[model.Fingerprint]model.SampleValue, len(last))
+		for _, smp := range last {
+			lastOf[smp.Metric.Fingerprint()] = smp.Value
 		}
 		pq.mu.Lock()
 		defer pq.mu.Unlock()
-		prev := 0.0
-		for i, pt := range points {
-			if i == 0 && !pt.Timestamp.Time().After(first) {
-				prev = float64(pt.Value) // the sum before the window
-				continue
+		for _, ss := range m {
+			points := ss.Values
+			if v, ok := lastOf[ss.Metric.Fingerprint()]; ok && (len(points) == 0 || points[len(points)-1].Timestamp.Time().Before(end)) {
+				points = append(points, model.SamplePair{Timestamp: model.TimeFromUnixNano(end.UnixNano()), Value: v})
 			}
-			// A sum that drops lost a series or had one reset: no increase.
-			if d := float64(pt.Value) - prev; d > 0 {
-				f(pt.Timestamp.Time().UTC(), d)
+			prev := 0.0
+			for i, pt := range points {
+				if i == 0 && !pt.Timestamp.Time().After(first) {
+					prev = float64(pt.Value) // the sum before the window
+					continue
+				}
+				// A sum that drops lost a series or had one reset: no increase.
+				if d := float64(pt.Value) - prev; d > 0 {
+					f(ss.Metric, pt.Timestamp.Time().UTC(), d)
+				}
+				prev = float64(pt.Value)
 			}
-			prev = float64(pt.Value)
 		}
 		return nil
 	})
@@ -226,6 +230,8 @@ func (p *PrometheusSource) Snapshot(ctx context.Context, days int, now time.Time
 		}
 	})
 
+	win("usage_exporter_unpriced_requests_total", "reason", func(l model.Metric, v float64) { s.Unpriced[string(l["reason"])] = v })
+
 	usr := func(l model.Metric) *UserUsage { return s.user(string(l["user"]), string(l["tier"])) }
 	win("usage_user_requests_total", "user, tier, api_service", func(l model.Metric, v float64) {
 		u := usr(l)
@@ -245,9 +251,15 @@ func (p *PrometheusSource) Snapshot(ctx context.Context, days int, now time.Time
 	})
 
 	latency := buckets{}
-	win("usage_request_duration_seconds_bucket", "le", func(l model.Metric, v float64) {
+	latencyOf := map[string]buckets{}
+	win("usage_request_duration_seconds_bucket", "api_service, le", func(l model.Metric, v float64) {
 		if le, err := strconv.ParseFloat(string(l["le"]), 64); err == nil {
-			latency[le] = v
+			latency[le] += v
+			name := string(l["api_service"])
+			if latencyOf[name] == nil {
+				latencyOf[name] = buckets{}
+			}
+			latencyOf[name][le] += v
 		}
 	})
 
@@ -263,15 +275,22 @@ func (p *PrometheusSource) Snapshot(ctx context.Context, days int, now time.Time
 		return daily[k]
 	}
 	s.Hourly = make([]float64, 24)
+	s.HourlyByService = map[string][]float64{}
 	step := profileStep(days)
-	pq.profile("sum(usage_requests_total)", s.Start, now, step, func(end time.Time, inc float64) {
-		s.Hourly[inStep(end).Hour()] += inc
+	pq.profile("sum by (api_service) (usage_requests_total)", s.Start, now, step, func(l model.Metric, end time.Time, inc float64) {
+		h := inStep(end).Hour()
+		s.Hourly[h] += inc
+		name := string(l["api_service"])
+		if s.HourlyByService[name] == nil {
+			s.HourlyByService[name] = make([]float64, 24)
+		}
+		s.HourlyByService[name][h] += inc
 		day(end).Calls += inc
 	})
 	// Two sums: the per-call cost and the egress series of a service share
 	// their labels.
 	for _, metric := range []string{"usage_cost_dollars_total", "usage_egress_cost_dollars_total"} {
-		pq.profile("sum("+metric+")", s.Start, now, step, func(end time.Time, inc float64) { day(end).Cost += inc })
+		pq.profile("sum("+metric+")", s.Start, now, step, func(_ model.Metric, end time.Time, inc float64) { day(end).Cost += inc })
 	}
 
 	gpu := p.gpu(pq, days, now)
@@ -289,6 +308,10 @@ func (p *PrometheusSource) Snapshot(ctx context.Context, days int, now time.Time
 	s.averageLatency()
 	if len(latency) > 0 {
 		s.Latency.P50, s.Latency.P95, s.Latency.P99 = latency.quantile(0.5), latency.quantile(0.95), latency.quantile(0.99)
+	}
+	for name, b := range latencyOf {
+		sv := s.service(name)
+		sv.P50, sv.P95, sv.P99 = b.quantile(0.5), b.quantile(0.95), b.quantile(0.99)
 	}
 	for _, d := range daily {
 		s.Daily = append(s.Daily, *d)

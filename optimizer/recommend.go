@@ -46,14 +46,28 @@ type Recommendation struct {
 	Recommended string `json:"recommended"`
 	// Savings are dollars a month: a cost saved, or for Revenue findings
 	// (plan_upgrade, billing_model) revenue gained.
-	Savings  float64        `json:"savings"`
-	Revenue  bool           `json:"revenue,omitempty"`
-	Impact   string         `json:"impact"`
-	Effort   string         `json:"implementation_effort"`
-	Evidence map[string]any `json:"evidence"`
+	Savings float64 `json:"savings"`
+	Revenue bool    `json:"revenue,omitempty"`
+	// Group names the spend (or revenue) a finding acts on, when others act
+	// on it too: of a group only the best counts in the totals, the others
+	// are its alternatives (AlternativeTo is its id).
+	Group         string `json:"group,omitempty"`
+	AlternativeTo string `json:"alternative_to,omitempty"`
+	// CountedSavings is what the finding adds to its total: its savings on
+	// the spend the findings counted before it (larger first) left, less
+	// its own running cost; 0 for an alternative.
+	CountedSavings float64        `json:"counted_savings"`
+	Impact         string         `json:"impact"`
+	Effort         string         `json:"implementation_effort"`
+	Evidence       map[string]any `json:"evidence"`
 	// subject identifies the finding when Current or Recommended carry
 	// figures that drift between runs; the ID hashes it instead of them.
 	subject string
+	// claims are the gross monthly dollars the finding takes out of each
+	// part of the spend; overhead what it costs to run (a cache).
+	claims   map[pool]float64
+	overhead float64
+	counted  map[pool]float64 // what settle let it take of each pool
 }
 
 // Skipped is a type the data did not allow to evaluate, and why.
@@ -65,10 +79,15 @@ type Skipped struct {
 // Result is one analysis.
 type Result struct {
 	Recommendations []Recommendation `json:"recommendations"`
-	Skipped         []Skipped        `json:"skipped"`
-	TotalSavings    float64          `json:"total_potential_savings"`
-	TotalRevenue    float64          `json:"total_revenue_opportunity"`
-	Hours           int              `json:"implementation_hours"`
+	// Skipped are types the data could not support; NothingFound types
+	// evaluated without a finding, with the figure that fell short.
+	Skipped      []Skipped `json:"skipped"`
+	NothingFound []Skipped `json:"nothing_found"`
+	// TotalSavings sums the counted savings: at most the spend they act on
+	// (the usage spend, and the configured infrastructure and GPU costs).
+	TotalSavings float64 `json:"total_potential_savings"`
+	TotalRevenue float64 `json:"total_revenue_opportunity"`
+	Hours        int     `json:"implementation_hours"`
 }
 
 // ID is a stable hash of a finding: the same finding keeps its id across runs.
@@ -85,12 +104,15 @@ type analysis struct {
 	now    time.Time
 	spend  float64 // monthly
 	res    Result
+	// nothing holds, by type, why an evaluation found nothing.
+	nothing map[string][]string
 }
 
 // Recommend decides what would save money in s. It is pure: the snapshot,
 // prices, plans, thresholds and the time are its only inputs.
 func Recommend(s *Snapshot, prices *pricing.Table, pl plans.Config, cfg Config, now time.Time) Result {
-	a := &analysis{s: s, prices: prices, plans: pl, cfg: cfg, now: now, spend: s.Monthly(s.TotalCost())}
+	a := &analysis{s: s, prices: prices, plans: pl, cfg: cfg, now: now, spend: s.Monthly(s.TotalCost()),
+		nothing: map[string][]string{}}
 	a.modelSwitch()
 	a.smartRouting()
 	a.caching()
@@ -105,14 +127,21 @@ func Recommend(s *Snapshot, prices *pricing.Table, pl plans.Config, cfg Config, 
 	a.peakShifting()
 	a.autoScaling()
 	r := &a.res
-	sort.SliceStable(r.Recommendations, func(i, j int) bool { return r.Recommendations[i].Savings > r.Recommendations[j].Savings })
+	sort.SliceStable(r.Recommendations, func(i, j int) bool {
+		x, y := r.Recommendations[i], r.Recommendations[j]
+		if x.Savings != y.Savings {
+			return x.Savings > y.Savings
+		}
+		return x.ID < y.ID
+	})
+	a.settle()
+	a.nothingFound()
 	if r.Recommendations == nil {
 		r.Recommendations = []Recommendation{}
 	}
 	if r.Skipped == nil {
 		r.Skipped = []Skipped{}
 	}
-	r.TotalSavings, r.TotalRevenue = cents(r.TotalSavings), cents(r.TotalRevenue)
 	return *r
 }
 
@@ -133,10 +162,16 @@ func (a *analysis) priority(savings float64) string {
 	}
 }
 
+// none records why an evaluation of typ found nothing.
+func (a *analysis) none(typ, format string, args ...any) {
+	a.nothing[typ] = append(a.nothing[typ], fmt.Sprintf(format, args...))
+}
+
 // add keeps a finding worth at least Priority.DropBelow a month, or an
 // informational one (keepZero).
 func (a *analysis) add(r Recommendation, keepZero bool) {
 	if r.Savings < a.cfg.Priority.DropBelow && !(keepZero && r.Savings == 0) {
+		a.none(r.Type, "%s: $%.2f/month, under the $%.2f threshold", r.Current, r.Savings, a.cfg.Priority.DropBelow)
 		return
 	}
 	r.Savings = cents(r.Savings)
@@ -153,10 +188,4 @@ func (a *analysis) add(r Recommendation, keepZero bool) {
 		r.Evidence["figures"] = "totals since the exporter started, scaled to a month"
 	}
 	a.res.Recommendations = append(a.res.Recommendations, r)
-	if r.Revenue {
-		a.res.TotalRevenue += r.Savings
-	} else {
-		a.res.TotalSavings += r.Savings
-	}
-	a.res.Hours += effortHours[r.Effort]
 }

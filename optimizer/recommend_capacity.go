@@ -18,10 +18,12 @@ func (a *analysis) resourceOptimization() {
 		a.skip(TypeResourceOptimization, "costs.gpu_hourly is not configured")
 		return
 	case g.Utilization >= a.cfg.GPU.TargetUtilization:
+		a.none(TypeResourceOptimization, "mean GPU utilisation %.0f%%, not under %.0f%%", g.Utilization*100, a.cfg.GPU.TargetUtilization*100)
 		return
 	}
 	saved := (1 - g.Utilization) * a.cfg.GPU.RecoverableFraction * float64(g.GPUs) * a.cfg.Costs.GPUHourly * 720
-	a.add(Recommendation{Type: TypeResourceOptimization, subject: "gpu", Current: fmt.Sprintf("%d GPUs at %.0f%% utilisation", g.GPUs, g.Utilization*100),
+	a.add(Recommendation{Type: TypeResourceOptimization, subject: "gpu", claims: map[pool]float64{poolGPU: saved},
+		Current:     fmt.Sprintf("%d GPUs at %.0f%% utilisation", g.GPUs, g.Utilization*100),
 		Recommended: "consolidate GPU workloads (batching, fewer or smaller instances)", Savings: saved, Effort: "medium",
 		Impact: fmt.Sprintf("%.0f%% of GPU time idle", (1-g.Utilization)*100),
 		Evidence: map[string]any{"mean_utilization_percent": tenths(g.Utilization * 100), "gpus": g.GPUs, "metric": g.Metric,
@@ -30,9 +32,10 @@ func (a *analysis) resourceOptimization() {
 
 // batchable returns the monthly cost of batchable traffic and what a batch
 // API would save on it: the price table's batch rate where the model has
-// one, else the configured discount.
-func (a *analysis) batchable() (cost, saved float64, evidence map[string]any) {
-	evidence = map[string]any{}
+// one, else the configured discount. costs are the batchable dollars by
+// pool, claims the savings.
+func (a *analysis) batchable() (cost, saved float64, costs, claims map[pool]float64, evidence map[string]any) {
+	evidence, costs, claims = map[string]any{}, map[pool]float64{}, map[pool]float64{}
 	for _, name := range a.cfg.Batch.Services {
 		sv := a.s.Services[name]
 		if sv == nil {
@@ -46,15 +49,8 @@ func (a *analysis) batchable() (cost, saved float64, evidence map[string]any) {
 			}
 			cost += mc
 			saved += mc * disc
-		}
-		// Cost not broken down by model: the default discount.
-		var byModel float64
-		for _, c := range sv.ModelCost {
-			byModel += c
-		}
-		if rest := a.s.Monthly(sv.Cost - byModel); rest > 0.005 {
-			cost += rest
-			saved += rest * a.cfg.Batch.Discount
+			costs[modelPool(name, model)] += mc
+			claims[modelPool(name, model)] += mc * disc
 		}
 		evidence[name] = cents(a.s.Monthly(sv.Cost))
 	}
@@ -70,13 +66,15 @@ func (a *analysis) batchable() (cost, saved float64, evidence map[string]any) {
 		c := a.s.Monthly(sv.Cost * ep.Calls / sv.Calls)
 		cost += c
 		saved += c * a.cfg.Batch.Discount
+		costs = mergeClaims(costs, a.serviceClaims(ep.Service, c))
+		claims = mergeClaims(claims, a.serviceClaims(ep.Service, c*a.cfg.Batch.Discount))
 		evidence[route] = cents(c)
 	}
-	return cost, saved, evidence
+	return cost, saved, costs, claims, evidence
 }
 
 func (a *analysis) batchProcessing() {
-	cost, saved, ev := a.batchable()
+	cost, saved, _, claims, ev := a.batchable()
 	if cost == 0 {
 		a.skip(TypeBatchProcessing, "no cost on batchable traffic (batch.services: %s)", strings.Join(a.cfg.Batch.Services, ", "))
 		return
@@ -84,7 +82,8 @@ func (a *analysis) batchProcessing() {
 	ev["batchable_monthly_cost"] = cents(cost)
 	a.add(Recommendation{Type: TypeBatchProcessing, Current: "synchronous calls for non-urgent work",
 		Recommended: "batch API for " + strings.Join(append(append([]string(nil), a.cfg.Batch.Services...), a.cfg.Batch.Routes...), ", "),
-		Savings:     saved, Effort: "medium", Impact: fmt.Sprintf("%.0f%% cheaper batchable traffic", saved/cost*100), Evidence: ev}, false)
+		Savings:     saved, Effort: "medium", Impact: fmt.Sprintf("%.0f%% cheaper batchable traffic", saved/cost*100), Evidence: ev,
+		Group: "batchable", claims: claims}, false)
 }
 
 // busiest returns the share of calls in the n busiest hours of the profile.
@@ -110,20 +109,54 @@ func busiest(h []float64, n int) (share float64, hours []int) {
 
 func (a *analysis) jobScheduling() {
 	if len(a.s.Hourly) != 24 {
-		a.skip(TypeJobScheduling, "no hourly profile (needs Prometheus history)")
+		a.skip(TypeJobScheduling, "no hourly profile (the exporter's rollups or Prometheus history)")
 		return
 	}
-	cost, _, _ := a.batchable()
+	cost, _, costs, _, _ := a.batchable()
 	if cost == 0 {
 		a.skip(TypeJobScheduling, "no cost on batchable traffic")
 		return
 	}
-	share, hours := busiest(a.s.Hourly, a.cfg.Scheduling.BusiestHours)
-	peakCost := cost * share
+	// The system's busiest hours, and the share of the batchable traffic's
+	// own calls that falls in them.
+	_, hours := busiest(a.s.Hourly, a.cfg.Scheduling.BusiestHours)
+	services := slices.Clone(a.cfg.Batch.Services)
+	for _, route := range a.cfg.Batch.Routes {
+		if ep := a.s.Endpoints[route]; ep != nil && !slices.Contains(services, ep.Service) {
+			services = append(services, ep.Service) // a route takes its service's profile
+		}
+	}
+	var inPeak, all float64
+	for _, name := range services {
+		h := a.s.HourlyByService[name]
+		if len(h) != 24 {
+			continue
+		}
+		for i, v := range h {
+			all += v
+			if slices.Contains(hours, i) {
+				inPeak += v
+			}
+		}
+	}
+	if all == 0 {
+		a.skip(TypeJobScheduling, "no hourly profile of the batchable services (%s)", strings.Join(services, ", "))
+		return
+	}
+	share := inPeak / all
+	if share == 0 {
+		a.none(TypeJobScheduling, "no batchable call in the busiest hours %v", hours)
+		return
+	}
+	f := share * a.cfg.Scheduling.OffPeakDiscount
+	claims := map[pool]float64{}
+	for p, c := range costs {
+		claims[p] = c * f
+	}
 	a.add(Recommendation{Type: TypeJobScheduling, subject: "batchable work off-peak", Current: fmt.Sprintf("batchable work in the busiest hours %v", hours),
-		Recommended: "schedule batchable work off-peak", Savings: peakCost * a.cfg.Scheduling.OffPeakDiscount, Effort: "low",
-		Impact: fmt.Sprintf("%.0f%% of calls fall in the %d busiest hours", share*100, len(hours)),
-		Evidence: map[string]any{"busiest_hours_utc": hours, "share_percent": tenths(share * 100),
+		Recommended: "schedule batchable work off-peak", Savings: cost * f, Effort: "low", Group: "batchable", claims: claims,
+		Impact: fmt.Sprintf("%.0f%% of the batchable calls fall in the %d busiest hours", share*100, len(hours)),
+		Evidence: map[string]any{"busiest_hours_utc": hours, "batchable_share_percent": tenths(share * 100),
 			"batchable_monthly_cost": cents(cost), "off_peak_discount": a.cfg.Scheduling.OffPeakDiscount}}, false)
 }
 
@@ -144,15 +177,17 @@ func (a *analysis) peakShifting() {
 	}
 	peak, mean, _ := profileStats(a.s.Hourly)
 	if mean == 0 || peak/mean <= a.cfg.Scheduling.PeakToMean {
+		a.none(TypePeakShifting, "peak-to-mean ratio %.2f, not over %.1f", peak/math.Max(mean, 1e-12), a.cfg.Scheduling.PeakToMean)
 		return
 	}
 	ratio := peak / mean
-	r := Recommendation{Type: TypePeakShifting, subject: "peak", Current: fmt.Sprintf("peak-to-mean ratio %.1f", ratio),
+	r := Recommendation{Type: TypePeakShifting, subject: "peak", Group: "infrastructure", Current: fmt.Sprintf("peak-to-mean ratio %.1f", ratio),
 		Recommended: "incentivise off-peak use (pricing, quotas by hour)", Effort: "medium",
 		Impact:   fmt.Sprintf("the busiest hour carries %.1fx the mean load", ratio),
 		Evidence: map[string]any{"peak_calls_per_hour": math.Round(peak), "mean_calls_per_hour": math.Round(mean)}}
 	if h := a.cfg.Costs.InfrastructureHourly; h > 0 {
 		r.Savings = (peak - mean) / peak * h * 720 * a.cfg.Scheduling.PeakShiftFraction
+		r.claims = map[pool]float64{poolInfrastructure: r.Savings}
 		r.Evidence["infrastructure_hourly_cost"] = h
 	} else {
 		r.Evidence["note"] = "costs.infrastructure_hourly is not configured: no savings figure"
@@ -167,6 +202,8 @@ func (a *analysis) autoScaling() {
 	}
 	peak, _, low := profileStats(a.s.Hourly)
 	if peak == 0 || low/peak >= a.cfg.Scheduling.MinToMax {
+		a.none(TypeAutoScaling, "quietest hour at %.0f%% of the busiest, not under %.0f%%", low/math.Max(peak, 1e-12)*100,
+			a.cfg.Scheduling.MinToMax*100)
 		return
 	}
 	h := a.cfg.Costs.InfrastructureHourly
@@ -179,6 +216,6 @@ func (a *analysis) autoScaling() {
 		saved += (1 - v/peak) * h * a.cfg.Scheduling.ScaleDownFraction * 30
 	}
 	a.add(Recommendation{Type: TypeAutoScaling, Current: "fixed capacity", Recommended: "scale capacity with the hourly load",
-		Savings: saved, Effort: "high", Impact: fmt.Sprintf("the quietest hour has %.0f%% of the busiest hour's load", low/peak*100),
+		Savings: saved, Effort: "high", Group: "infrastructure", claims: map[pool]float64{poolInfrastructure: saved}, Impact: fmt.Sprintf("the quietest hour has %.0f%% of the busiest hour's load", low/peak*100),
 		Evidence: map[string]any{"min_to_max": tenths(low / peak * 100), "infrastructure_hourly_cost": h}}, false)
 }

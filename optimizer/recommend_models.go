@@ -36,11 +36,13 @@ func (a *analysis) modelSwitch() {
 		floor := math.Max(a.cfg.ModelSwitch.MinQuality, q-a.cfg.ModelSwitch.MaxQualityDrop)
 		best, bestCost := a.cheapest(floor, in, out, key)
 		if best == "" || bestCost >= cur {
+			a.none(TypeModelSwitch, "%s: no model of quality %.0f or more prices its tokens lower", model, floor)
 			continue
 		}
 		be, _ := a.prices.Entry(best)
 		saved := cur - bestCost
 		a.add(Recommendation{Type: TypeModelSwitch, Current: model, Recommended: best, Savings: saved, Effort: "low",
+			Group: "model:" + model, claims: a.modelClaims(model, saved),
 			Impact: fmt.Sprintf("%.0f%% cost reduction with %.0f points quality trade-off", saved/cur*100, q-*be.Quality),
 			Evidence: map[string]any{"monthly_input_tokens": math.Round(in), "monthly_output_tokens": math.Round(out),
 				"current_monthly_cost": cents(cur), "recommended_monthly_cost": cents(bestCost),
@@ -73,17 +75,21 @@ func (a *analysis) smartRouting() {
 		seen = true
 		_, e, q, ok := a.priced(model)
 		if !ok || q < a.cfg.SmartRouting.MinQuality {
+			a.none(TypeSmartRouting, "%s: quality under %.0f (or unknown)", model, a.cfg.SmartRouting.MinQuality)
 			continue
 		}
 		cx := QueryComplexity(mu.PromptTokens)
 		share := cx.SimplePercent / 100
 		in, out := a.s.Monthly(mu.InputTokens()), a.s.Monthly(mu.OutputTokens())
 		cheap, cheapCost := a.cheapest(a.cfg.SmartRouting.TargetQuality, in, out, "")
-		if cheap == "" || share == 0 {
+		if cheap == "" || share == 0 || cheapCost >= ModelCost(e, in, out) {
+			a.none(TypeSmartRouting, "%s: %.1f%% simple queries, no cheaper model of quality %.0f or more", model,
+				cx.SimplePercent, a.cfg.SmartRouting.TargetQuality)
 			continue
 		}
 		saved := share * (ModelCost(e, in, out) - cheapCost)
 		a.add(Recommendation{Type: TypeSmartRouting, Current: "all queries on " + model,
+			Group: "model:" + model, claims: a.modelClaims(model, saved),
 			Recommended: fmt.Sprintf("queries under %d tokens to %s", SimpleTokens, cheap), Savings: saved, Effort: "medium",
 			Impact: fmt.Sprintf("%.0f%% of %s's queries are simple", cx.SimplePercent, model),
 			Evidence: map[string]any{"simple_percent": cx.SimplePercent, "medium_percent": cx.MediumPercent,
@@ -110,6 +116,8 @@ func (a *analysis) modelConsolidation() {
 	for _, m := range inUse {
 		mu := a.s.Models[m]
 		if mu.Calls/total >= a.cfg.Consolidation.MaxShare {
+			a.none(TypeModelConsolidation, "%s: %.1f%% of model calls, not under %.0f%%", m, mu.Calls/total*100,
+				a.cfg.Consolidation.MaxShare*100)
 			continue
 		}
 		_, e, q, ok := a.priced(m)
@@ -129,10 +137,11 @@ func (a *analysis) modelConsolidation() {
 			}
 		}
 		if best == "" {
+			a.none(TypeModelConsolidation, "%s: no model in use of the same or higher quality at its price or less", m)
 			continue
 		}
 		a.add(Recommendation{Type: TypeModelConsolidation, Current: m, Recommended: "consolidate into " + best,
-			Savings: cur - bestCost, Effort: "medium",
+			Savings: cur - bestCost, Effort: "medium", Group: "model:" + m, claims: a.modelClaims(m, cur-bestCost),
 			Impact: fmt.Sprintf("%s carries %.1f%% of model calls; one model fewer to run", m, mu.Calls/total*100),
 			Evidence: map[string]any{"call_share_percent": tenths(mu.Calls / total * 100), "models_in_use": len(inUse),
 				"current_monthly_cost": cents(cur), "consolidated_monthly_cost": cents(bestCost)}}, false)

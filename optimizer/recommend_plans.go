@@ -59,9 +59,13 @@ func (a *analysis) planUpgrade() {
 		groups[m] = append(groups[m], q.User)
 		revenue[m] += fit.MonthlyPrice - t.MonthlyPrice
 	}
+	if len(groups) == 0 {
+		a.none(TypePlanUpgrade, "no user over, or projected over, their tier's quota (%d users)", len(a.s.Quotas))
+	}
 	for m, users := range groups {
 		sort.Strings(users)
 		a.add(Recommendation{Type: TypePlanUpgrade, Revenue: true, Current: m.from, Recommended: m.to, Savings: revenue[m],
+			Group:  "revenue:" + m.from,
 			Effort: "low", Impact: fmt.Sprintf("%d users over (or projected over) their %s quota", len(users), m.from),
 			Evidence: map[string]any{"users": firstN(users, 20), "user_count": len(users)}}, false)
 	}
@@ -102,6 +106,7 @@ func (a *analysis) planOptimization() {
 			}
 		}
 		if n == 0 {
+			a.none(TypePlanOptimization, "%s: no user under %.0f%% of the quota", tier, a.cfg.PlansAnalysis.UnderShare*100)
 			continue
 		}
 		atRisk := float64(n) * t.MonthlyPrice
@@ -145,10 +150,13 @@ func (a *analysis) billingModel() {
 		}
 		n := float64(len(by[tier]))
 		if n == 0 || float64(under)/n < a.cfg.PlansAnalysis.BillingUnderShare || float64(over)/n < a.cfg.PlansAnalysis.BillingOverShare {
+			a.none(TypeBillingModel, "%s: %.0f%% of users under %.0f%% of the quota (needs %.0f%%), %.0f%% over it (needs %.0f%%)",
+				tier, float64(under)/math.Max(n, 1)*100, a.cfg.PlansAnalysis.UnderShare*100, a.cfg.PlansAnalysis.BillingUnderShare*100,
+				float64(over)/math.Max(n, 1)*100, a.cfg.PlansAnalysis.BillingOverShare*100)
 			continue
 		}
 		a.add(Recommendation{Type: TypeBillingModel, Revenue: true, Current: "flat " + tier + " plan",
-			Recommended: "usage-based billing for " + tier, Savings: revenue, Effort: "high",
+			Recommended: "usage-based billing for " + tier, Savings: revenue, Effort: "high", Group: "revenue:" + tier,
 			Impact: fmt.Sprintf("%.0f%% of %s users use under a quarter of it, %.0f%% exceed it", float64(under)/n*100, tier, float64(over)/n*100),
 			Evidence: map[string]any{"users": int(n), "under_25_percent": under, "over_100_percent": over,
 				"overage_price_per_call": t.MonthlyPrice / math.Max(float64(*t.Calls), 1)}}, false)

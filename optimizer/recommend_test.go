@@ -63,9 +63,16 @@ func TestFixedUtilities(t *testing.T) {
 			t.Fatalf("not sorted by cost at %d: %+v", i, qs[i-1:i+1])
 		}
 	}
-	h := map[float64]float64{100: 30, 500: 60, 1000: 70, 2000: 80, 4000: 95, math.Inf(1): 100}
+	// The exporter's buckets: le="499" is "under 500 tokens", le="1999"
+	// "under 2,000" (the spec: simple < 500, complex >= 2,000).
+	h := map[float64]float64{99: 30, 499: 60, 999: 70, 1999: 80, 3999: 95, math.Inf(1): 100}
 	if cx := QueryComplexity(h); cx.SimplePercent != 60 || cx.MediumPercent != 20 || cx.ComplexPercent != 20 {
 		t.Errorf("complexity %+v, want 60/20/20", cx)
+	}
+	// A prompt of exactly 500 tokens is medium: with the old bounds
+	// (le="500"), simple would take it; these buckets cannot.
+	if cx := QueryComplexity(map[float64]float64{500: 10, 2000: 10, math.Inf(1): 10}); cx.SimplePercent != 0 || cx.MediumPercent != 100 {
+		t.Errorf("le=500 read as %+v: a 500-token prompt is not simple", cx)
 	}
 }
 
@@ -127,12 +134,12 @@ func TestRecommendationTypes(t *testing.T) {
 		{"model_switch: no tokens", TypeModelSwitch, nil, month, 0, 0, true},
 		{"smart_routing of gpt-4o's simple queries", TypeSmartRouting, nil, func() *Snapshot {
 			s := withModel(month(), "gpt-4o", 1000, 4e6, 1e6)
-			s.Models["gpt-4o"].PromptTokens = map[float64]float64{500: 600, 2000: 900, math.Inf(1): 1000}
+			s.Models["gpt-4o"].PromptTokens = map[float64]float64{499: 600, 1999: 900, math.Inf(1): 1000}
 			return s
 		}, 1, 0.6 * (ModelCost(gpt4o, 4e6, 1e6) - ModelCost(flash, 4e6, 1e6)), false},
 		{"smart_routing: model under quality 90", TypeSmartRouting, nil, func() *Snapshot {
 			s := withModel(month(), "gpt-4o-mini", 1000, 4e6, 1e6)
-			s.Models["gpt-4o-mini"].PromptTokens = map[float64]float64{500: 600, math.Inf(1): 1000}
+			s.Models["gpt-4o-mini"].PromptTokens = map[float64]float64{499: 600, math.Inf(1): 1000}
 			return s
 		}, 0, 0, false},
 		{"caching: the fixed case", TypeCaching, nil, func() *Snapshot {
@@ -236,12 +243,26 @@ func TestRecommendationTypes(t *testing.T) {
 			return s
 		}, 1, 20, false},
 		{"batch_processing: no embeddings", TypeBatchProcessing, nil, month, 0, 0, true},
+		// The system peaks at 13-16 h; embeddings run flat, so a sixth of
+		// their calls (4 of 24 even hours) fall in the busiest hours: $100 x
+		// 1/6 x 20% off-peak. (Taking the whole traffic's 4,000 of 6,000
+		// calls in those hours, as before, said $13.33.)
 		{"job_scheduling off the busiest hours", TypeJobScheduling, nil, func() *Snapshot {
 			s := month()
 			s.Services["embeddings"] = &ServiceUsage{Calls: 1e5, Cost: 100, ModelCost: map[string]float64{"": 100}}
 			s.Hourly = profile(1000)
+			s.HourlyByService = map[string][]float64{"embeddings": profile(100)}
 			return s
-		}, 1, 100 * (4000.0 / (4000 + 20*100)) * 0.2, false},
+		}, 1, 100.0 / 6 * 0.2, false},
+		{"job_scheduling: batchable traffic off-peak already", TypeJobScheduling, nil, func() *Snapshot {
+			s := month()
+			s.Services["embeddings"] = &ServiceUsage{Calls: 1e5, Cost: 100, ModelCost: map[string]float64{"": 100}}
+			s.Hourly = profile(1000)
+			night := make([]float64, 24)
+			night[2] = 500
+			s.HourlyByService = map[string][]float64{"embeddings": night}
+			return s
+		}, 0, 0, false},
 		{"job_scheduling: no profile", TypeJobScheduling, nil, month, 0, 0, true},
 		{"peak_shifting with infrastructure cost", TypePeakShifting, func(c *Config) { c.Costs.InfrastructureHourly = 10 }, func() *Snapshot {
 			s := month()
@@ -311,6 +332,7 @@ func TestStableIDsAndTotals(t *testing.T) {
 		s.Services["embeddings"] = &ServiceUsage{Calls: 50000 * f, Duplicates: 17500 * f, Cost: 100 * f, ModelCost: map[string]float64{"": 100 * f}}
 		s.Quotas = []QuotaUse{quotaUser("a", "trial", 400, 1000)}
 		s.Hourly = profile(1000 * f)
+		s.HourlyByService = map[string][]float64{"embeddings": profile(500 * f)}
 		s.GPU = &GPUUsage{Utilization: 0.3 / f, GPUs: 4}
 		return s
 	}
@@ -331,13 +353,21 @@ func TestStableIDsAndTotals(t *testing.T) {
 	if id := ID(TypeCaching, "x", "y"); id != "116cb6fee2ef" || id == ID(TypeCaching, "x", "z") || id == ID(TypeCaching, "xy", "") {
 		t.Errorf("ID(caching, x, y) = %s: not the pinned hash of type, current and recommended", id)
 	}
+	// The totals add the counted savings; an alternative counts nothing
+	// and takes no hours.
 	var cost, revenue float64
 	hours := 0
 	for _, x := range a.Recommendations {
+		if x.AlternativeTo != "" {
+			if x.CountedSavings != 0 {
+				t.Errorf("alternative %s counts %v", x.Type, x.CountedSavings)
+			}
+			continue
+		}
 		if x.Revenue {
-			revenue += x.Savings
+			revenue += x.CountedSavings
 		} else {
-			cost += x.Savings
+			cost += x.CountedSavings
 		}
 		hours += effortHours[x.Effort]
 	}

@@ -38,6 +38,10 @@ type Meta struct {
 	Stale              bool              `json:"stale,omitempty"`
 	Error              string            `json:"error,omitempty"`
 	Missing            map[string]string `json:"missing,omitempty"`
+	// UnpricedCalls could not be priced (by reason): the costs leave them
+	// out, so they are a floor. UnpricedSharePercent is their share of calls.
+	UnpricedCalls        map[string]float64 `json:"unpriced_calls"`
+	UnpricedSharePercent float64            `json:"unpriced_share_percent"`
 }
 
 // ServiceSummary is a service in the overview.
@@ -56,8 +60,12 @@ type Overview struct {
 	PeriodStart   string                    `json:"period_start"`
 	PeriodEnd     string                    `json:"period_end"`
 	ByService     map[string]ServiceSummary `json:"by_service"`
-	ByUserCount   int                       `json:"by_user_count"`
-	Meta          *Meta                     `json:"meta,omitempty"`
+	// ByUserCount counts identified users; requests without a user are
+	// the anonymous figures.
+	ByUserCount    int     `json:"by_user_count"`
+	AnonymousCalls float64 `json:"anonymous_calls"`
+	AnonymousCost  float64 `json:"anonymous_cost"`
+	Meta           *Meta   `json:"meta,omitempty"`
 }
 
 // HourCalls is a peak hour.
@@ -134,7 +142,13 @@ type Costs struct {
 	CostBreakdown        map[string]float64 `json:"cost_breakdown"`
 	CostTrends           []DayCost          `json:"cost_trends"`
 	ProjectedMonthlyCost float64            `json:"projected_monthly_cost"`
-	CostPerUser          float64            `json:"cost_per_user"`
+	// CostPerUser is the identified users' cost over their number; the
+	// anonymous requests' cost is apart.
+	CostPerUser   float64 `json:"cost_per_user"`
+	AnonymousCost float64 `json:"anonymous_cost"`
+	// UnpricedCalls could not be priced: the costs leave them out.
+	UnpricedCalls        float64            `json:"unpriced_calls"`
+	UnpricedSharePercent float64            `json:"unpriced_share_percent"`
 	CostPerService       map[string]float64 `json:"cost_per_service"`
 	CostByModel          map[string]float64 `json:"cost_by_model"`
 	EgressCost           float64            `json:"egress_cost"`
@@ -153,8 +167,11 @@ type Optimization struct {
 	TotalPotentialSavings       float64             `json:"total_potential_savings"`
 	TotalRevenueOpportunity     float64             `json:"total_revenue_opportunity"`
 	EstimatedImplementationTime string              `json:"estimated_implementation_time"`
-	Skipped                     []Skipped           `json:"skipped"`
-	Meta                        *Meta               `json:"meta,omitempty"`
+	// Skipped are types the data could not support; NothingFound types
+	// evaluated that found nothing, with the figure that fell short.
+	Skipped      []Skipped `json:"skipped"`
+	NothingFound []Skipped `json:"nothing_found"`
+	Meta         *Meta     `json:"meta,omitempty"`
 }
 
 // EndpointPerformance is an endpoint in GET /performance.
@@ -163,6 +180,17 @@ type EndpointPerformance struct {
 	SuccessRate  float64  `json:"success_rate"`
 	ErrorRate    float64  `json:"error_rate"`
 	Calls        float64  `json:"calls"`
+}
+
+// ServicePerformance is a service in GET /performance.
+type ServicePerformance struct {
+	Calls        float64  `json:"calls"`
+	AvgLatencyMs *float64 `json:"avg_latency_ms"`
+	P50LatencyMs *float64 `json:"p50_latency_ms"`
+	P95LatencyMs *float64 `json:"p95_latency_ms"`
+	P99LatencyMs *float64 `json:"p99_latency_ms"`
+	SuccessRate  float64  `json:"success_rate"`
+	ErrorRate    float64  `json:"error_rate"`
 }
 
 // Performance is GET /performance. Quantiles come from the request-time
@@ -176,11 +204,16 @@ type Performance struct {
 	ErrorRate    float64                        `json:"error_rate"`
 	TimeoutRate  float64                        `json:"timeout_rate"`
 	ByEndpoint   map[string]EndpointPerformance `json:"by_endpoint"`
-	Meta         *Meta                          `json:"meta,omitempty"`
+	// ByService are the quantiles per api_service.
+	ByService map[string]ServicePerformance `json:"by_service"`
+	Meta      *Meta                         `json:"meta,omitempty"`
 }
 
-// TierQuota is a tier in GET /quotas: its users' use of the current billing
-// period against their pooled allowance (per-user limit x users).
+// TierQuota is a tier in GET /quotas. The old fields keep their meaning:
+// limit and tokens_limit are the plan's per-user limits, used and
+// tokens_used what its users used on average in the current billing
+// period, percentage the one of the other. The pooled fields are the
+// tier's users together: their total against per-user limit x users.
 type TierQuota struct {
 	Used              float64 `json:"used"`
 	Limit             any     `json:"limit"`
@@ -188,8 +221,11 @@ type TierQuota struct {
 	TokensUsed        float64 `json:"tokens_used"`
 	TokensLimit       any     `json:"tokens_limit"`
 	Users             int     `json:"users"`
-	PerUserLimit      any     `json:"per_user_limit"`
-	PerUserTokenLimit any     `json:"per_user_tokens_limit"`
+	PooledUsed        float64 `json:"pooled_used"`
+	PooledLimit       any     `json:"pooled_limit"`
+	PooledPercentage  float64 `json:"pooled_percentage"`
+	PooledTokensUsed  float64 `json:"pooled_tokens_used"`
+	PooledTokensLimit any     `json:"pooled_tokens_limit"`
 	UsersOverQuota    int     `json:"users_over_quota"`
 	PeriodStart       string  `json:"period_start,omitempty"`
 	PeriodEnd         string  `json:"period_end,omitempty"`

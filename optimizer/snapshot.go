@@ -8,8 +8,11 @@ package optimizer
 
 import (
 	"math"
+
 	"sort"
 	"time"
+
+	"github.com/usage-exporter/usage-exporter/internal/window"
 )
 
 // Snapshot is usage over a window of Days days, as a Source reports it.
@@ -27,13 +30,22 @@ type Snapshot struct {
 	Services  map[string]*ServiceUsage
 	Endpoints map[string]*EndpointUsage
 	Models    map[string]*ModelUsage
+	// Users are the identified users; requests without a user are
+	// Anonymous, reported but not a user.
 	Users     map[string]*UserUsage
+	Anonymous *UserUsage
 	Quotas    []QuotaUse
 
-	// Hourly are calls by hour of day over the window (nil when unknown).
-	Hourly []float64
+	// Hourly are calls by hour of day (UTC) over the window, and by
+	// api_service (nil when unknown).
+	Hourly          []float64
+	HourlyByService map[string][]float64
 	// Daily are calls and cost per day, oldest first (nil when unknown).
 	Daily []DayUsage
+
+	// Unpriced are calls that could not be priced, by reason
+	// (usage_exporter_unpriced_requests_total): their cost is unknown, not 0.
+	Unpriced map[string]float64
 
 	Latency Latency // over all requests
 	// GPU utilisation, when Prometheus has DCGM or nvidia exporter series.
@@ -52,7 +64,10 @@ type ServiceUsage struct {
 	Duplicates              float64
 	LatencySum              float64 // seconds
 	LatencyCount            float64
-	UniqueUsers             int
+	// P50, P95 and P99 are the service's request-time quantiles in seconds
+	// (NaN when unknown).
+	P50, P95, P99 float64
+	UniqueUsers   int
 }
 
 // EndpointUsage is one route's traffic.
@@ -127,6 +142,15 @@ func (s *Snapshot) TotalCalls() float64 {
 	return n
 }
 
+// UnpricedCalls sums the calls that could not be priced.
+func (s *Snapshot) UnpricedCalls() float64 {
+	var n float64
+	for _, v := range s.Unpriced {
+		n += v
+	}
+	return n
+}
+
 // TotalCost sums every service's cost and egress.
 func (s *Snapshot) TotalCost() float64 {
 	var c float64
@@ -165,6 +189,7 @@ func newSnapshot(days int, now time.Time) *Snapshot {
 		Models:    map[string]*ModelUsage{},
 		Users:     map[string]*UserUsage{},
 		Missing:   map[string]string{},
+		Unpriced:  map[string]float64{},
 		Latency:   Latency{Avg: math.NaN(), P50: math.NaN(), P95: math.NaN(), P99: math.NaN()},
 	}
 }
@@ -172,7 +197,7 @@ func newSnapshot(days int, now time.Time) *Snapshot {
 func (s *Snapshot) service(name string) *ServiceUsage {
 	sv := s.Services[name]
 	if sv == nil {
-		sv = &ServiceUsage{ModelCost: map[string]float64{}}
+		sv = &ServiceUsage{ModelCost: map[string]float64{}, P50: math.NaN(), P95: math.NaN(), P99: math.NaN()}
 		s.Services[name] = sv
 	}
 	return sv
@@ -196,7 +221,16 @@ func (s *Snapshot) model(name string) *ModelUsage {
 	return m
 }
 
+// AnonymousUser is the user label of requests without a user.
+const AnonymousUser = window.AnonymousUser
+
 func (s *Snapshot) user(name, tier string) *UserUsage {
+	if name == AnonymousUser {
+		if s.Anonymous == nil {
+			s.Anonymous = &UserUsage{Tier: tier, ByService: map[string]float64{}}
+		}
+		return s.Anonymous
+	}
 	u := s.Users[name]
 	if u == nil {
 		u = &UserUsage{Tier: tier, ByService: map[string]float64{}}

@@ -2,6 +2,9 @@ package optimizer
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -27,9 +30,12 @@ func (q *sumQuerier) valueAt(t time.Time) (model.SampleValue, bool) {
 	return v, found
 }
 
+// The profile's query: the requests summed by service (all llm here).
+const requestsByService = "sum by (api_service) (usage_requests_total)"
+
 func (q *sumQuerier) QueryRange(ctx context.Context, query string, start, end time.Time, step time.Duration) (model.Matrix, error) {
 	q.recordingQuerier.QueryRange(ctx, query, start, end, step)
-	if query != "sum(usage_requests_total)" {
+	if query != requestsByService {
 		return nil, nil
 	}
 	var out []model.SamplePair
@@ -38,22 +44,19 @@ func (q *sumQuerier) QueryRange(ctx context.Context, query string, start, end ti
 			out = append(out, model.SamplePair{Timestamp: model.TimeFromUnixNano(t.UnixNano()), Value: v})
 		}
 	}
-	return model.Matrix{{Values: out}}, nil
+	return model.Matrix{{Metric: model.Metric{"api_service": "llm"}, Values: out}}, nil
 }
 
 func (q *sumQuerier) Query(ctx context.Context, query string, ts time.Time) (model.Vector, error) {
 	q.recordingQuerier.Query(ctx, query, ts)
-	if query != "sum(usage_requests_total)" && query != cumulative("usage_requests_total", "api_service") {
+	if query != requestsByService && query != cumulative("usage_requests_total", "api_service") {
 		return nil, nil
 	}
 	v, ok := q.valueAt(ts)
 	if !ok {
 		return nil, nil
 	}
-	m := model.Metric{}
-	if query != "sum(usage_requests_total)" {
-		m["api_service"] = "llm"
-	}
+	m := model.Metric{"api_service": "llm"}
 	return model.Vector{{Metric: m, Value: v, Timestamp: model.TimeFromUnixNano(ts.UnixNano())}}, nil
 }
 
@@ -94,6 +97,9 @@ func TestPrometheusWindowAndProfile(t *testing.T) {
 			if s.Hourly[12] != tc.hour12 || s.Hourly[13] != 50 || s.Hourly[14] != 12 {
 				t.Errorf("hourly profile 12-14h: %v, want %v, 50, 12", s.Hourly[12:15], tc.hour12)
 			}
+			if llm := s.HourlyByService["llm"]; len(llm) != 24 || llm[13] != 50 {
+				t.Errorf("llm's own profile %v", llm)
+			}
 			if len(s.Daily) != 1 || s.Daily[0].Calls != tc.hour12+62 {
 				t.Errorf("daily %+v, want %v calls on the 24th", s.Daily, tc.hour12+62)
 			}
@@ -109,5 +115,28 @@ func TestPrometheusWindowAndProfile(t *testing.T) {
 		if got := profileStep(days); got != want || time.Hour%got != 0 {
 			t.Errorf("profile step of %d days %s, want %s (a divisor of an hour)", days, got, want)
 		}
+	}
+}
+
+// An exporter without rollups (an older version, or rollups.days: 0)
+// answers 404 for the window: its totals since start are read instead.
+func TestExporterSourceWithoutRollups(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/metrics" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		io.WriteString(w, "# TYPE usage_requests_total counter\nusage_requests_total{api_service=\"search\",code=\"200\",method=\"GET\",route=\"/s\"} 12\n"+
+			"# TYPE usage_exporter_log_first_timestamp_seconds gauge\nusage_exporter_log_first_timestamp_seconds 1.7e9\n"+
+			"# TYPE usage_exporter_log_last_timestamp_seconds gauge\nusage_exporter_log_last_timestamp_seconds 1.7000036e9\n")
+	}))
+	defer srv.Close()
+	s, err := (&ExporterSource{URL: srv.URL + "/metrics"}).Snapshot(context.Background(), 7, time.Unix(1.7e9, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.SinceStart || s.TotalCalls() != 12 || s.Window != time.Hour || s.Missing["hourly"] == "" {
+		t.Errorf("since start %v, %v calls, window %s, missing %v", s.SinceStart, s.TotalCalls(), s.Window, s.Missing)
 	}
 }

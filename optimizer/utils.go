@@ -153,7 +153,9 @@ func QueryComplexity(h map[float64]float64) Complexity {
 		c.Recommendation = "no prompt sizes recorded"
 		return c
 	}
-	simple, medium := cumulativeAt(h, SimpleTokens), cumulativeAt(h, ComplexTokens)
+	// Simple is under SimpleTokens, complex at least ComplexTokens: token
+	// counts are whole, so the exporter's buckets end at 499 and 1999.
+	simple, medium := cumulativeAt(h, SimpleTokens-1), cumulativeAt(h, ComplexTokens-1)
 	c.SimplePercent = tenths(simple / total * 100)
 	c.MediumPercent = tenths((medium - simple) / total * 100)
 	c.ComplexPercent = tenths((total - medium) / total * 100)

@@ -45,15 +45,24 @@ func avgLatency(sum, n float64) *float64 {
 // NewReport renders a snapshot and its analysis.
 func NewReport(s *Snapshot, res Result, pl plans.Config, generated time.Time) *Report {
 	r := &Report{Days: s.Days, GeneratedAt: generated.UTC()}
-	r.Meta = Meta{Source: s.Source, SinceExporterStart: s.SinceStart, WindowStart: s.Start.UTC(), WindowEnd: s.End.UTC(),
-		WindowSeconds: math.Round(s.Window.Seconds()), GeneratedAt: r.GeneratedAt, Missing: s.Missing}
 	total, cost := s.TotalCalls(), s.TotalCost()
+	r.Meta = Meta{Source: s.Source, SinceExporterStart: s.SinceStart, WindowStart: s.Start.UTC(), WindowEnd: s.End.UTC(),
+		WindowSeconds: math.Round(s.Window.Seconds()), GeneratedAt: r.GeneratedAt, Missing: s.Missing,
+		UnpricedCalls: map[string]float64{}, UnpricedSharePercent: percent(s.UnpricedCalls(), total)}
+	for reason, n := range s.Unpriced {
+		if count(n) > 0 {
+			r.Meta.UnpricedCalls[reason] = count(n)
+		}
+	}
 
 	r.Overview = Overview{TotalAPICalls: count(total), TotalCost: money(cost), CostPerCall: 0,
 		PeriodStart: s.Start.UTC().Format(apiTime), PeriodEnd: s.End.UTC().Format(apiTime),
 		ByService: map[string]ServiceSummary{}, ByUserCount: len(s.Users)}
 	if total > 0 {
 		r.Overview.CostPerCall = math.Round(cost/total*1e6) / 1e6
+	}
+	if a := s.Anonymous; a != nil {
+		r.Overview.AnonymousCalls, r.Overview.AnonymousCost = count(a.Calls), money(a.Cost)
 	}
 	for _, name := range slices.Sorted(maps.Keys(s.Services)) {
 		sv := s.Services[name]
@@ -166,22 +175,34 @@ func costs(s *Snapshot) Costs {
 	for _, d := range s.Daily {
 		c.CostTrends = append(c.CostTrends, DayCost{Date: d.Date.Format("2006-01-02"), Cost: money(d.Cost)})
 	}
-	if n := len(s.Users); n > 0 {
-		c.CostPerUser = money(s.TotalCost() / float64(n))
+	var users float64
+	for _, u := range s.Users {
+		users += u.Cost
 	}
+	if n := len(s.Users); n > 0 {
+		c.CostPerUser = money(users / float64(n))
+	}
+	if s.Anonymous != nil {
+		c.AnonymousCost = money(s.Anonymous.Cost)
+	}
+	c.UnpricedCalls = count(s.UnpricedCalls())
+	c.UnpricedSharePercent = percent(s.UnpricedCalls(), s.TotalCalls())
 	return c
 }
 
 func optimization(res Result) Optimization {
 	o := Optimization{Recommendations: make([]RecommendationRow, 0, len(res.Recommendations)),
 		TotalPotentialSavings: res.TotalSavings, TotalRevenueOpportunity: res.TotalRevenue,
-		EstimatedImplementationTime: fmt.Sprintf("%d hours", res.Hours), Skipped: res.Skipped}
+		EstimatedImplementationTime: fmt.Sprintf("%d hours", res.Hours), Skipped: res.Skipped, NothingFound: res.NothingFound}
 	for _, r := range res.Recommendations {
 		o.Recommendations = append(o.Recommendations, RecommendationRow{Recommendation: r,
 			PotentialSavings: fmt.Sprintf("$%.2f/month", r.Savings)})
 	}
 	if o.Skipped == nil {
 		o.Skipped = []Skipped{}
+	}
+	if o.NothingFound == nil {
+		o.NothingFound = []Skipped{}
 	}
 	return o
 }
@@ -195,7 +216,19 @@ func performance(s *Snapshot) Performance {
 	}
 	p := Performance{AvgLatencyMs: ms(s.Latency.Avg), P50LatencyMs: ms(s.Latency.P50), P95LatencyMs: ms(s.Latency.P95),
 		P99LatencyMs: ms(s.Latency.P99), SuccessRate: percent(calls-errs, calls), ErrorRate: percent(errs, calls),
-		TimeoutRate: percent(timeouts, calls), ByEndpoint: map[string]EndpointPerformance{}}
+		TimeoutRate: percent(timeouts, calls), ByEndpoint: map[string]EndpointPerformance{},
+		ByService: map[string]ServicePerformance{}}
+	for name, sv := range s.Services {
+		if count(sv.Calls) == 0 {
+			continue
+		}
+		sp := ServicePerformance{Calls: count(sv.Calls), AvgLatencyMs: avgLatency(sv.LatencySum, sv.LatencyCount),
+			SuccessRate: percent(sv.Calls-sv.Errors, sv.Calls), ErrorRate: percent(sv.Errors, sv.Calls)}
+		if sv.LatencyCount > 0 {
+			sp.P50LatencyMs, sp.P95LatencyMs, sp.P99LatencyMs = ms(sv.P50), ms(sv.P95), ms(sv.P99)
+		}
+		p.ByService[name] = sp
+	}
 	for route, ep := range s.Endpoints {
 		if count(ep.Calls) == 0 {
 			continue
@@ -222,11 +255,11 @@ func tierQuotas(s *Snapshot, pl plans.Config) map[string]TierQuota {
 	}
 	for _, t := range pl.Tiers {
 		uses := by[t.Name]
-		tq := TierQuota{Users: len(uses), Limit: pooled(t.Calls, len(uses)), TokensLimit: pooled(t.Tokens, len(uses)),
-			PerUserLimit: pooled(t.Calls, 1), PerUserTokenLimit: pooled(t.Tokens, 1)}
+		tq := TierQuota{Users: len(uses), Limit: pooled(t.Calls, 1), TokensLimit: pooled(t.Tokens, 1),
+			PooledLimit: pooled(t.Calls, len(uses)), PooledTokensLimit: pooled(t.Tokens, len(uses))}
 		for _, q := range uses {
-			tq.Used += q.Calls
-			tq.TokensUsed += q.Tokens
+			tq.PooledUsed += q.Calls
+			tq.PooledTokensUsed += q.Tokens
 			if (t.Calls != nil && !fits(*t.Calls, q.Calls)) || (t.Tokens != nil && !fits(*t.Tokens, q.Tokens)) {
 				tq.UsersOverQuota++
 			}
@@ -234,8 +267,14 @@ func tierQuotas(s *Snapshot, pl plans.Config) map[string]TierQuota {
 				tq.PeriodStart, tq.PeriodEnd = q.PeriodStart.Format(apiTime), q.PeriodEnd.Format(apiTime)
 			}
 		}
+		if n := len(uses); n > 0 {
+			tq.Used, tq.TokensUsed = tenths(tq.PooledUsed/float64(n)), tenths(tq.PooledTokensUsed/float64(n))
+		}
 		if l, ok := tq.Limit.(int64); ok && l > 0 {
 			tq.Percentage = percent(tq.Used, float64(l))
+		}
+		if l, ok := tq.PooledLimit.(int64); ok && l > 0 {
+			tq.PooledPercentage = percent(tq.PooledUsed, float64(l))
 		}
 		out[t.Name] = tq
 	}
