@@ -263,6 +263,13 @@ func (p *PrometheusSource) Snapshot(ctx context.Context, days int, now time.Time
 		}
 	})
 
+	// With native histograms, the quantiles come from their exponential
+	// buckets (within 4.4%); the classic buckets are the fallback.
+	nativeOf := map[string]*native{}
+	pq.nativeWindow("usage_request_duration_seconds", "api_service", s.Start, now, func(l model.Metric, n *native) {
+		nativeOf[string(l["api_service"])] = n
+	})
+
 	// The profiles put each increase in the hour and day it ended in.
 	inStep := func(end time.Time) time.Time { return end.Add(-time.Nanosecond) }
 	daily := map[string]*DayUsage{}
@@ -312,6 +319,19 @@ func (p *PrometheusSource) Snapshot(ctx context.Context, days int, now time.Time
 	for name, b := range latencyOf {
 		sv := s.service(name)
 		sv.P50, sv.P95, sv.P99 = b.quantile(0.5), b.quantile(0.95), b.quantile(0.99)
+	}
+	if len(nativeOf) > 0 {
+		all := &native{buckets: map[[2]float64]float64{}}
+		for name, n := range nativeOf {
+			sv := s.service(name)
+			sv.P50, sv.P95, sv.P99 = n.quantile(0.5), n.quantile(0.95), n.quantile(0.99)
+			if sv.LatencyCount == 0 { // Prometheus keeps the native buckets only
+				sv.LatencySum, sv.LatencyCount = n.sum, n.count
+			}
+			all.merge(n)
+		}
+		s.Latency.P50, s.Latency.P95, s.Latency.P99 = all.quantile(0.5), all.quantile(0.95), all.quantile(0.99)
+		s.averageLatency()
 	}
 	for _, d := range daily {
 		s.Daily = append(s.Daily, *d)

@@ -26,6 +26,7 @@ type sampleFigures struct {
 	usersOf             map[string]map[string]bool // service -> identified users
 	total, totalCost    float64
 	unpriced            float64
+	durations           map[string][]float64 // by api_service, seconds; "" all
 }
 
 type sampleUser struct {
@@ -62,9 +63,9 @@ func sampleService(path string) string {
 // sampleWindow computes the figures of the lines dated in [from, to).
 func sampleWindow(t *testing.T, prices *pricing.Table, from, to time.Time) *sampleFigures {
 	f := &sampleFigures{calls: map[string]float64{}, errors: map[string]float64{}, cost: map[string]float64{},
-		users: map[string]*sampleUser{}, usersOf: map[string]map[string]bool{}}
+		users: map[string]*sampleUser{}, usersOf: map[string]map[string]bool{}, durations: map[string][]float64{}}
 	perCall := map[string]float64{"embeddings": 0.001, "search": 0.0005, "tts": 0.0015, "stt": 0.0012}
-	add := func(at time.Time, user, service, path string, status int, size float64, model string, in, out float64, tokens bool) {
+	add := func(at time.Time, user, service, path string, status int, size, seconds float64, model string, in, out float64, tokens bool) {
 		if at.Before(from) || !at.Before(to) || strings.HasPrefix(path, "/healthz") {
 			return
 		}
@@ -86,6 +87,8 @@ func sampleWindow(t *testing.T, prices *pricing.Table, from, to time.Time) *samp
 			cost = perCall[service]
 		}
 		f.calls[service]++
+		f.durations[service] = append(f.durations[service], seconds)
+		f.durations[""] = append(f.durations[""], seconds)
 		if status < 200 || status >= 400 {
 			f.errors[service]++
 		}
@@ -122,6 +125,7 @@ func sampleWindow(t *testing.T, prices *pricing.Table, from, to time.Time) *samp
 			Path         string    `json:"path"`
 			Status       int       `json:"status"`
 			Size         float64   `json:"size"`
+			DurationMs   float64   `json:"duration_ms"`
 			Service      string    `json:"service"`
 			Model        string    `json:"model"`
 			InputTokens  *float64  `json:"input_tokens"`
@@ -141,7 +145,8 @@ func sampleWindow(t *testing.T, prices *pricing.Table, from, to time.Time) *samp
 		if l.OutputTokens != nil {
 			out = *l.OutputTokens
 		}
-		add(l.Timestamp, l.UserID, svc, l.Path, l.Status, l.Size, l.Model, in, out, l.InputTokens != nil || l.OutputTokens != nil)
+		add(l.Timestamp, l.UserID, svc, l.Path, l.Status, l.Size, l.DurationMs/1000, l.Model, in, out,
+			l.InputTokens != nil || l.OutputTokens != nil)
 	}
 	ng, err := os.Open("../examples/logs/nginx-access.log")
 	if err != nil {
@@ -164,7 +169,8 @@ func sampleWindow(t *testing.T, prices *pricing.Table, from, to time.Time) *samp
 		}
 		status, _ := strconv.Atoi(m[5])
 		size, _ := strconv.ParseFloat(m[6], 64)
-		add(at, user, sampleService(m[4]), m[4], status, size, "", 0, 0, false)
+		seconds, _ := strconv.ParseFloat(m[7], 64)
+		add(at, user, sampleService(m[4]), m[4], status, size, seconds, "", 0, 0, false)
 	}
 	return f
 }
@@ -228,6 +234,21 @@ func TestSampleLogsEndToEnd(t *testing.T) {
 				got := s.Users[name]
 				if got == nil || got.Calls != u.calls || math.Abs(got.Cost-u.cost) > 1e-9 || fmt.Sprint(got.ByService) != fmt.Sprint(u.byService) {
 					t.Errorf("user %s: %+v, want %+v", name, got, u)
+				}
+			}
+			// Quantiles, overall and per service, within 4.5% of the exact
+			// ones (the nearest-rank observation) of the window's lines.
+			for svc, d := range want.durations {
+				slices.Sort(d)
+				got := [3]float64{s.Latency.P50, s.Latency.P95, s.Latency.P99}
+				if svc != "" {
+					got = [3]float64{s.Services[svc].P50, s.Services[svc].P95, s.Services[svc].P99}
+				}
+				for i, q := range []float64{0.5, 0.95, 0.99} {
+					exact := d[int(math.Ceil(q*float64(len(d))))-1]
+					if math.Abs(got[i]-exact) > 0.045*exact {
+						t.Errorf("%q p%v: %v, exact %v", svc, q*100, got[i], exact)
+					}
 				}
 			}
 			// The views, rounded as the API rounds.
