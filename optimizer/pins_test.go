@@ -1,6 +1,7 @@
 package optimizer
 
 import (
+	"fmt"
 	"testing"
 )
 
@@ -88,5 +89,22 @@ func TestPinCachingThreshold(t *testing.T) {
 		if got := find(Recommend(s, prices(t), cfg.Plans, cfg, now), TypeCaching); len(got) != tc.want {
 			t.Errorf("%v duplicates of 50,000: %d findings, want %d", tc.dups, len(got), tc.want)
 		}
+	}
+}
+
+// The quotas view keeps the old meaning of its old fields: 40 trial users
+// (700 calls and 100,000 tokens each) who used 500 calls and 20,000 tokens
+// each: limit 700 (not the pooled 28,000), used 500 on average, 71.4%;
+// pooled 20,000 of 28,000 calls.
+func TestQuotasKeepTheOldMeaning(t *testing.T) {
+	s := month()
+	for i := range 40 {
+		s.Quotas = append(s.Quotas, quotaUser(fmt.Sprint("u", i), "trial", 500, 20000))
+	}
+	cfg := DefaultConfig()
+	q := tierQuotas(s, cfg.Plans)["trial"]
+	if q.Limit != int64(700) || q.Used != 500 || q.Percentage != 71.4 || q.TokensLimit != int64(100000) || q.TokensUsed != 20000 ||
+		q.PooledLimit != int64(28000) || q.PooledUsed != 20000 || q.PooledPercentage != 71.4 || q.Users != 40 {
+		t.Errorf("trial %+v", q)
 	}
 }

@@ -28,7 +28,7 @@ func run() int {
 				String()
 		promTimeout = app.Flag("prometheus.timeout", "Timeout of one analysis' queries (or of the exporter scrape).").
 				Default("30s").Duration()
-		exporterURL = app.Flag("exporter.url", "The exporter's /metrics, read when --prometheus.url is not set: totals since it started.").
+		exporterURL = app.Flag("exporter.url", "The exporter's /metrics, read when --prometheus.url is not set: windows of log time from its rollups (/api/v1/window on the same host), quota use from /metrics.").
 				Default("http://localhost:9816/metrics").String()
 		redisURL = app.Flag("redis.url", "Redis to share cached reports between sidecars, redis://host:port/db. Without it, memory.").
 				String()
