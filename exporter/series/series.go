@@ -94,6 +94,7 @@ type Family struct {
 	// published; the others are published at zero.
 	released int
 	key      []byte // scratch for index keys
+	seq      uint64 // numbers series in creation order
 }
 
 func (s *Set) add(f *Family) *Family {
@@ -152,7 +153,8 @@ func (f *Family) With(values ...string) *Series {
 }
 
 func (f *Family) create(values []string, created int64) *Series {
-	s := &Series{fam: f, values: slices.Clone(values), created: created}
+	f.seq++
+	s := &Series{fam: f, values: slices.Clone(values), created: created, seq: f.seq}
 	s.labelText = labelText(f.labels, s.values, f.order)
 	if f.kind == Histogram {
 		s.h = newHistogram(len(f.hist.Buckets), f.schema)
@@ -162,12 +164,44 @@ func (f *Family) create(values []string, created int64) *Series {
 	return s
 }
 
+// Drop removes the series whose label has one of the values (a user who
+// lost their label). They leave the next snapshot, and so the exposition;
+// a later With of the same labels starts a new series at zero. Only the
+// updating goroutine may call it. It returns how many went.
+func (f *Family) Drop(label string, values map[string]bool) int {
+	at := slices.Index(f.labels, label)
+	if at < 0 || len(values) == 0 {
+		return 0
+	}
+	// A new slice: published snapshots share the old one.
+	kept := make([]*Series, 0, len(f.series))
+	released := f.released
+	for i, s := range f.series {
+		if !values[s.values[at]] {
+			kept = append(kept, s)
+			continue
+		}
+		if i < f.released {
+			released--
+		}
+		f.key = f.key[:0]
+		for _, v := range s.values {
+			f.key = append(append(f.key, v...), 0xff)
+		}
+		delete(f.index, string(f.key))
+	}
+	n := len(f.series) - len(kept)
+	f.series, f.released = kept, released
+	return n
+}
+
 // Series is one label set of a family.
 type Series struct {
 	fam       *Family
 	values    []string
 	created   int64  // unix milliseconds
 	labelText string // `a="x",b="y"`, escaped, without braces
+	seq       uint64 // creation order within the family
 	v         float64
 	h         *histogram
 }

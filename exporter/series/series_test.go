@@ -74,6 +74,50 @@ func TestNewSeriesShowZeroUntilScraped(t *testing.T) {
 	}
 }
 
+// Dropped series leave the exposition; the series a scrape saw stay
+// released and those it did not see stay at zero, whatever went before
+// them; the same labels come back as a new series at zero.
+func TestDropKeepsWhatWasSeen(t *testing.T) {
+	c := newClock()
+	s := NewSet(c.now)
+	reqs := s.NewCounter("x_user_requests_total", "Requests.", "user", "api_service")
+	for _, u := range []string{"a", "b", "c"} {
+		reqs.With(u, "llm").Add(2)
+	}
+	s.Publish(s.Snapshot())
+	s.Published().Served()
+	reqs.With("d", "llm").Add(5) // not seen yet
+	s.Publish(s.Snapshot())      // releases a, b, c
+	old := s.Published()         // a, b, c and d at zero
+	if n := reqs.Drop("user", map[string]bool{"a": true, "b": true}); n != 2 {
+		t.Fatalf("dropped %d series, want 2", n)
+	}
+	reqs.With("e", "llm").Inc()
+	s.Publish(s.Snapshot())
+	got := render(t, s.Published(), Text)
+	for _, want := range []string{`{api_service="llm",user="c"} 2` + "\n", `{api_service="llm",user="d"} 0` + "\n",
+		`{api_service="llm",user="e"} 0` + "\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("missing %q in:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, `user="a"`) || strings.Contains(got, `user="b"`) {
+		t.Errorf("dropped series still exposed:\n%s", got)
+	}
+	// A scrape of the older snapshot releases d, not e born after it.
+	old.Served()
+	reqs.With("a", "llm").Add(7) // back, as a new series
+	s.Publish(s.Snapshot())
+	for _, tc := range []struct {
+		user string
+		want float64
+	}{{"c", 2}, {"d", 5}, {"e", 0}, {"a", 0}} {
+		if v, ok := s.Published().Value(reqs, tc.user, "llm"); !ok || v != tc.want {
+			t.Errorf("user %s: %v (%v), want %v", tc.user, v, ok, tc.want)
+		}
+	}
+}
+
 // Checkpoints publish faster than Prometheus scrapes: a scrape of any
 // snapshot that showed a series at zero releases it, even once newer
 // snapshots have replaced that one unscraped (before, a series born while
@@ -158,6 +202,134 @@ func TestWriteMatchesExpfmt(t *testing.T) {
 			}
 		}
 	}
+}
+
+// Protobuf, encoded by hand, decodes to what client_golang gathers from
+// Collect: the same families, series (released and held at zero), label
+// pairs, values, created timestamps, classic and native buckets.
+func TestWriteMatchesClientGolangProtobuf(t *testing.T) {
+	for seed := range uint64(20) {
+		c := newClock()
+		rng := rand.New(rand.NewPCG(seed, 2))
+		s := randomSet(rng, c)
+		// Series born after the last scrape are held at zero.
+		c.advance(1500 * time.Millisecond)
+		s.families[0].With("late", "born").Add(3)
+		s.families[1].With("late").Observe(0.7)
+		s.Publish(s.Snapshot())
+		reg := prometheus.NewPedanticRegistry()
+		reg.MustRegister(s)
+		want, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		if err := s.Published().Write(bufio.NewWriter(&buf), Protobuf); err != nil {
+			t.Fatal(err)
+		}
+		got := decodeDelimited(t, buf.Bytes())
+		if len(got) != len(want) {
+			t.Fatalf("seed %d: %d families, client_golang %d", seed, len(got), len(want))
+		}
+		for i := range got {
+			sortMetrics(got[i])
+			if !proto.Equal(got[i], want[i]) {
+				t.Fatalf("seed %d: family %s differs:\nours   %v\ntheirs %v", seed, want[i].GetName(), got[i], want[i])
+			}
+		}
+	}
+}
+
+// A Block's gauges are what client_golang writes for the same const
+// metrics, in every format.
+func TestGaugesMatchClientGolang(t *testing.T) {
+	values := []string{"a", `quo"te`, "new\nline", ""}
+	reg := prometheus.NewPedanticRegistry()
+	desc := prometheus.NewDesc("t_quota_used", "Used \"quota\".", []string{"user", "resource"}, nil)
+	var labels []Labels
+	var vals []float64
+	var metrics []prometheus.Metric
+	for i, u := range values {
+		for j, r := range []string{"calls", "tokens"} {
+			v := float64(i*10+j) + 0.5*float64(j)
+			labels, vals = append(labels, NewLabels([]string{"user", "resource"}, []string{u, r})), append(vals, v)
+			metrics = append(metrics, prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v, u, r))
+		}
+	}
+	reg.MustRegister(constCollector{desc, metrics})
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(format Format) []byte {
+		var buf bytes.Buffer
+		wr := NewWriter(bufio.NewWriter(&buf), format)
+		wr.Family("t_quota_used", "Used \"quota\".", Gauge)
+		for i := range labels {
+			wr.Gauge(&labels[i], vals[i])
+		}
+		if err := wr.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()
+	}
+	for _, f := range []struct {
+		ours   Format
+		theirs expfmt.Format
+	}{{Text, expfmt.NewFormat(expfmt.TypeTextPlain)}, {OpenMetrics, expfmt.NewFormat(expfmt.TypeOpenMetrics)}} {
+		var want bytes.Buffer
+		if err := expfmt.NewEncoder(&want, f.theirs).Encode(mfs[0]); err != nil {
+			t.Fatal(err)
+		}
+		if got, exp := sortedLines(string(write(f.ours))), sortedLines(want.String()); got != exp {
+			t.Errorf("format %d differs:\n%s", f.ours, diff(got, exp))
+		}
+	}
+	got := decodeDelimited(t, write(Protobuf))
+	sortMetrics(got[0])
+	if !proto.Equal(got[0], mfs[0]) {
+		t.Errorf("protobuf differs:\nours   %v\ntheirs %v", got[0], mfs[0])
+	}
+}
+
+type constCollector struct {
+	desc    *prometheus.Desc
+	metrics []prometheus.Metric
+}
+
+func (c constCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c constCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, m := range c.metrics {
+		ch <- m
+	}
+}
+
+func decodeDelimited(t *testing.T, data []byte) []*dto.MetricFamily {
+	t.Helper()
+	dec := expfmt.NewDecoder(bytes.NewReader(data), expfmt.NewFormat(expfmt.TypeProtoDelim))
+	var out []*dto.MetricFamily
+	for {
+		mf := &dto.MetricFamily{}
+		if err := dec.Decode(mf); err != nil {
+			if err.Error() != "EOF" {
+				t.Fatalf("decoding our protobuf: %v", err)
+			}
+			return out
+		}
+		out = append(out, mf)
+	}
+}
+
+// sortMetrics orders a family's metrics by label values, as Gather does.
+func sortMetrics(mf *dto.MetricFamily) {
+	values := func(m *dto.Metric) []string {
+		var v []string
+		for _, l := range m.GetLabel() {
+			v = append(v, l.GetValue())
+		}
+		return v
+	}
+	slices.SortStableFunc(mf.Metric, func(a, b *dto.Metric) int { return slices.Compare(values(a), values(b)) })
 }
 
 // sortedLines sorts the samples within each family (whose lines stay

@@ -1,6 +1,7 @@
 package series
 
 import (
+	"cmp"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -53,8 +54,12 @@ func (s *Set) Snapshot() *Snapshot {
 	snap := &Snapshot{set: s, seq: s.seq, taken: now, fams: make([]famSnapshot, len(fams))}
 	for i, f := range fams {
 		if seen != nil {
-			if fs := seen.family(f); fs != nil {
-				f.released = max(f.released, len(fs.series))
+			if fs := seen.family(f); fs != nil && len(fs.series) > 0 {
+				// The series that snapshot had: a prefix of the family's
+				// (series are appended, and Drop keeps the order).
+				last := fs.series[len(fs.series)-1].seq
+				n, _ := slices.BinarySearchFunc(f.series, last+1, func(s *Series, seq uint64) int { return cmp.Compare(s.seq, seq) })
+				f.released = max(f.released, n)
 			}
 		}
 		fs := famSnapshot{f: f, series: f.series[:len(f.series):len(f.series)], released: f.released}
