@@ -62,6 +62,16 @@ func NewResolver(cfg Config, sources []string, lookup Lookup) *Resolver {
 // Names are the tier label values by index; the last is AnonymousTier.
 func (r *Resolver) Names() []string { return r.names }
 
+// Default is the index of the default tier.
+func (r *Resolver) Default() int { return r.def }
+
+// Configured calls f with each user of plans.users and their tier index.
+func (r *Resolver) Configured(f func(user string, tier int)) {
+	for u, t := range r.users {
+		f(u, t)
+	}
+}
+
 // Anonymous is the index of the tier of requests without a user.
 func (r *Resolver) Anonymous() int { return len(r.names) - 1 }
 
