@@ -23,12 +23,13 @@ const (
 // call is one request as the count and ledger stages see it: classified,
 // its user and tier resolved, and priced.
 type call struct {
-	route  *classify.Route
-	svc    int
-	user   int    // slot in userLabels
-	userID []byte // empty for anonymous requests
-	tier   int
-	at     time.Time // the line's time, or when it was read
+	route    *classify.Route
+	svc      int
+	user     int    // slot in userLabels
+	stored   string // the user's id as the ledger keeps it; empty for anonymous requests
+	userHash uint64 // of stored
+	tier     int
+	at       time.Time // the line's time, or when it was read
 	// A model call counted here has model >= 0; its tokens in disjoint
 	// buckets (when hasTokens), and the reason it is unpriced, if it is.
 	model     int
@@ -59,7 +60,9 @@ type attributor struct {
 	now           func() time.Time
 }
 
-func newAttributor(cfg *Config, m *Metrics, prices *pricing.Table, tiers *plans.Resolver) (*attributor, error) {
+// newAttributor builds the stage of cfg, continuing the user labels of the
+// pipeline before (nil for none).
+func newAttributor(cfg *Config, m *Metrics, prices *pricing.Table, tiers *plans.Resolver, users *userLabels) (*attributor, error) {
 	cc := cfg.Classify
 	cc.MaxRouteBytes = cfg.Labels.MaxBytes
 	cl, err := classify.New(cc)
@@ -67,7 +70,7 @@ func newAttributor(cfg *Config, m *Metrics, prices *pricing.Table, tiers *plans.
 		return nil, err
 	}
 	a := &attributor{classifier: cl, tiers: tiers, dupConfig: cfg.Duplicates, now: time.Now, modelService: -1,
-		users:  newUserLabels(cfg.Users, m.seriesOverflow.With(overflowUser, "")),
+		users:  users.reuse(cfg.Users, m.seriesOverflow.With(overflowUser, "")),
 		models: newModelTable(prices, cfg.Pricing.MaxModels, m.seriesOverflow.With(overflowModel, ""))}
 	for i, name := range cl.Services() {
 		a.perCall = append(a.perCall, max(cfg.Pricing.PerCall[name], 0))
@@ -96,8 +99,7 @@ func (a *attributor) attribute(eb *eventBatch, ev *event, c *call) bool {
 	if ev.service >= 0 {
 		c.svc = int(ev.service)
 	}
-	c.userID = eb.bytes(ev.user)
-	c.user, c.tier = a.user(c.userID, eb.bytes(ev.tier))
+	a.user(c, eb.bytes(ev.user), eb.bytes(ev.tier), 1)
 	if ev.unixNano != 0 {
 		c.at = time.Unix(0, ev.unixNano)
 	} else {
@@ -125,12 +127,15 @@ func (a *attributor) attribute(eb *eventBatch, ev *event, c *call) bool {
 	return true
 }
 
-// user returns the slot of a user's label and the index of their tier.
-func (a *attributor) user(user, lineTier []byte) (int, int) {
+// user resolves a call's user: their slot, stored id and tier; traffic is
+// what the call weighs in the choice of labelled users.
+func (a *attributor) user(c *call, user, lineTier []byte, traffic float64) {
 	if len(user) == 0 {
-		return userAnonymous, a.tiers.Anonymous()
+		c.user, c.stored, c.userHash, c.tier = userAnonymous, "", 0, a.tiers.Anonymous()
+		return
 	}
-	return a.users.index(user), a.tiers.Resolve(user, lineTier)
+	slot, e := a.users.index(user, traffic)
+	c.user, c.stored, c.userHash, c.tier = slot, e.Key, e.Value.hash, a.tiers.Resolve(user, lineTier)
 }
 
 // price prices a model call from the logs: a logged cost is taken as it

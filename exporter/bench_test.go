@@ -154,8 +154,7 @@ func BenchmarkScrape(b *testing.B) {
 	cfg, in := scaleStages(b)
 	reg := in.count.m.reg.(*prometheus.Registry)
 	q := newQuotas(in.ledger.store, cfg, testNow)
-	reg.MustRegister(q)
-	publish(in)
+	saved(in, q)
 	h := newMux(reg, reg, in.count.m.Lines, q, windowHandler{}, Options{}, discardLogger(), new(atomic.Bool), nil)
 	// What Prometheus asks for: text, or protobuf when native histograms are
 	// enabled; gzip either way.
@@ -180,24 +179,35 @@ func BenchmarkScrape(b *testing.B) {
 }
 
 // scaleStages are the stages after 10,000 users' calls on 200 routes of
-// five services: the scale the scrape and the checkpoint are measured at.
+// five services, each user on three services (model calls with tokens on
+// llm and embeddings) and one of the four tiers: the scale the scrape and
+// the checkpoint are measured at, with a real gateway's series per user.
 func scaleStages(b *testing.B) (*Config, *ingester) {
 	cfg := testConfig("json")
 	cfg.Users.MaxUsers = 10000
 	reg := prometheus.NewRegistry()
 	d, in := newStages(b, cfg, reg)
 	services := []string{"llm", "embeddings", "search", "tts", "stt"}
+	models := []string{"gpt-4o", "gpt-4o-mini", "claude-3-5-sonnet", "gemini-2.0-flash"}
+	tiers := []string{"trial", "starter", "professional", "enterprise"}
 	codes := []int{200, 400, 429, 500}
 	var buf bytes.Buffer
-	for i := 0; i < 200; i++ {
-		svc := services[i%len(services)]
-		for u := 0; u < 50; u++ {
-			fmt.Fprintf(&buf, `{"user_id":"user_%05d","method":"POST","path":"/api/v1/%s/op%03d","service":"%s","status":%d,"duration_ms":%d}`+"\n",
-				i*50+u, svc, i, svc, codes[u%len(codes)], 10+u*37)
+	for u := range 10000 {
+		for k := range 3 {
+			s := (u + k) % len(services)
+			fmt.Fprintf(&buf, `{"user_id":"user_%05d","tier":"%s","method":"POST","path":"/api/v1/%s/op%03d","service":"%s","status":%d,"duration_ms":%d`,
+				u, tiers[u%len(tiers)], services[s], s*40+u/5%40, services[s], codes[u%len(codes)], 10+u%50*37)
+			switch services[s] {
+			case "llm":
+				fmt.Fprintf(&buf, `,"model":"%s","input_tokens":%d,"output_tokens":%d`, models[u%len(models)], 100+u%900, 10+u%300)
+			case "embeddings":
+				fmt.Fprintf(&buf, `,"model":"text-embedding-3-small","input_tokens":%d`, 20+u%500)
+			}
+			buf.WriteString("}\n")
 		}
 	}
 	ingestSync(d, in, &tailer.Batch{Data: buf.Bytes()})
-	if n := len(in.attr.users.byID); n != 10000 {
+	if n, _ := in.attr.users.tracker.Len(); n != 10000 {
 		b.Fatalf("%d users, want 10000", n)
 	}
 	if n := len(in.count.routes); n != 200 {

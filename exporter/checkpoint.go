@@ -32,6 +32,14 @@ type checkpoint struct {
 	// counters hold, by source.
 	FirstTimes map[string]float64 `json:"first_times,omitempty"`
 	LastTimes  map[string]float64 `json:"last_times,omitempty"`
+	// UserIDs is how the ledger's, the tiers' and the labels' user ids are
+	// stored (idScheme): raw, or keyed hashes. Empty before they followed
+	// users.label: raw.
+	UserIDs string `json:"user_ids,omitempty"`
+	// Users holds the users with a label of their own, the traffic counts
+	// that chose them, and every user's tier (encodeUsers), in a part of
+	// its own.
+	Users []byte `json:"-"`
 	quota.Saved
 }
 
@@ -50,9 +58,11 @@ type carried struct {
 	legacy     bool               // LiteLLM's state is of a version before
 	firstTimes map[string]float64
 	lastTimes  map[string]float64
-	tierOf     map[string]int  // the users' tiers as last resolved
+	tierOf     map[string]int  // the users' tiers as last resolved, by stored id
 	tierNames  []string        // what the tier indexes of tierOf name
 	rollups    *rollup.Rollups // the process's; nil when off
+	users      *userLabels     // nil: none yet
+	rewrite    bool            // the state file must be written even without news (ids converted)
 }
 
 func (cp *checkpoint) carried() (carried, error) {
@@ -109,8 +119,14 @@ type snapshot struct {
 	rollups *rollup.Saved // nil without rollups
 }
 
-// snapshot captures the pipeline's state at this point of the stream.
+// snapshot captures the pipeline's state at this point of the stream. It
+// is where user labels are handed over: the series of users who lost
+// theirs leave with this checkpoint.
 func (in *ingester) snapshot(written time.Time) *snapshot {
+	if gone := in.attr.users.rebalance(written); len(gone) > 0 {
+		in.count.dropUsers(gone)
+	}
+	in.changed, in.period = false, in.ledger.current().ID
 	rs := resumeState{Positions: in.positionList()}
 	if in.procs.Count() > 0 {
 		rs.LiteLLM, _ = in.procs.MarshalBinary()
@@ -119,28 +135,20 @@ func (in *ingester) snapshot(written time.Time) *snapshot {
 	in.ledger.retain()
 	qc := in.ledger.store.Checkpoint(resume)
 	cp := checkpoint{Version: 3, Written: written.UTC(), Positions: rs.Positions, LiteLLM: rs.LiteLLM,
-		FirstTimes: in.firstTimes, LastTimes: in.lastTimes, Saved: qc.Saved}
+		FirstTimes: in.firstTimes, LastTimes: in.lastTimes, Saved: qc.Saved, UserIDs: idScheme(in.attr.users.cfg),
+		Users: encodeUsers(in.attr.users, in.ledger.tierOf, in.attr.tiers.Names())}
 	var rollups *rollup.Saved
 	if in.rollups != nil {
 		rollups = in.rollups.Checkpoint()
 		cp.Rollups = rollups.Encode()
 	}
 	lines := in.count.m.Lines.Snapshot()
-	return &snapshot{data: encodeState(&cp, lines.Encode(nil)), quota: qc, view: in.quotaView(), lines: lines, rollups: rollups}
-}
-
-// quotaView is the current period and the users' tiers and labels.
-func (in *ingester) quotaView() *quotaView {
-	l, names := in.ledger, in.attr.tiers.Names()
-	v := &quotaView{period: l.current(), tiers: make(map[string]string, len(l.tierOf)), labels: in.attr.users.labelled()}
-	for u, t := range l.tierOf {
-		v.tiers[u] = names[t]
-	}
-	return v
+	in.view = in.quotaView(in.view)
+	return &snapshot{data: encodeState(&cp, lines.Encode(nil)), quota: qc, view: in.view, lines: lines, rollups: rollups}
 }
 
 // carry is what the next pipeline continues from.
 func (in *ingester) carry() carried {
 	return carried{positions: in.positionList(), litellm: in.procs, rollups: in.rollups, firstTimes: in.firstTimes, lastTimes: in.lastTimes,
-		tierOf: in.ledger.tierOf, tierNames: in.attr.tiers.Names()}
+		tierOf: in.ledger.tierOf, tierNames: in.attr.tiers.Names(), users: in.attr.users}
 }

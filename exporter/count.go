@@ -21,11 +21,13 @@ type counter struct {
 	teams    map[string]*series.Series
 	keys     map[string]*series.Series
 	tiers    []string
-	codes    [600]string
-	labels   *userLabels
-	table    *modelTable
-	noModel  *series.Series // unpriced{model="",reason="no_model"}
-	rollups  *rollupIDs     // nil without rollups
+	// costByService: usage_user_cost_dollars_total has api_service.
+	costByService bool
+	codes         [600]string
+	labels        *userLabels
+	table         *modelTable
+	noModel       *series.Series // unpriced{model="",reason="no_model"}
+	rollups       *rollupIDs     // nil without rollups
 }
 
 type serviceSeries struct {
@@ -52,7 +54,7 @@ type userSeries struct {
 	label    string
 	rollup   int32                     // id in the rollups; -1 until known
 	requests map[uint32]*series.Series // tier << 16 | service
-	cost     map[uint32]*series.Series // tier << 16 | service
+	cost     map[uint32]*series.Series // tier << 16 | service (0xffff unsplit)
 	tokens   map[int]*series.Series    // tier
 }
 
@@ -71,7 +73,7 @@ type modelSeries struct {
 func newCounter(cfg *Config, m *Metrics, a *attributor) *counter {
 	c := &counter{m: m, egressGB: cfg.Pricing.EgressPerGB, routes: map[routeKey]*routeSeries{},
 		teams: map[string]*series.Series{}, keys: map[string]*series.Series{},
-		tiers: a.tiers.Names(), labels: a.users, table: a.models}
+		tiers: a.tiers.Names(), labels: a.users, table: a.models, costByService: cfg.Metrics.UserCostByService}
 	for i, name := range a.classifier.Services() {
 		ss := &serviceSeries{
 			name:          name,
@@ -197,12 +199,36 @@ func (c *counter) user(slot int) *userSeries {
 	return us
 }
 
+// dropUsers removes the series of users who lost their label (see
+// userLabels.rebalance) and forgets the slots that held them.
+func (c *counter) dropUsers(labels []string) {
+	gone := make(map[string]bool, len(labels))
+	for _, l := range labels {
+		gone[l] = true
+	}
+	c.m.dropUsers(func(label string) bool { return gone[label] })
+	for slot, us := range c.users {
+		if us != nil && gone[us.label] && slot >= firstUser {
+			c.users[slot] = nil
+		}
+	}
+}
+
 func (c *counter) userRequests(us *userSeries, tier, svc int) *series.Series {
 	return c.userService(us.requests, c.m.userRequests, us.label, tier, svc)
 }
 
 func (c *counter) userCost(us *userSeries, tier, svc int) *series.Series {
-	return c.userService(us.cost, c.m.userCost, us.label, tier, svc)
+	if c.costByService {
+		return c.userService(us.cost, c.m.userCost, us.label, tier, svc)
+	}
+	k := uint32(tier)<<16 | 0xffff
+	uc, ok := us.cost[k]
+	if !ok {
+		uc = c.m.userCost.With(us.label, c.tiers[tier])
+		us.cost[k] = uc
+	}
+	return uc
 }
 
 // userService is the series of vec for a user, tier and service, cached.

@@ -62,7 +62,7 @@ func TestHostileLinesAreInvalid(t *testing.T) {
 		t.Errorf("first timestamp %v, want 2025-11-15T11:00:00Z", got)
 	}
 	// The ledger's period is the clock's, and holds only the good lines.
-	if v := in.quotaView(); v.period.ID != "2025-11-01" {
+	if v := in.quotaView(nil); v.period.ID != "2025-11-01" {
 		t.Errorf("quota period %s, want the clock's, 2025-11-01", v.period.ID)
 	}
 	// The long user id is a hashed label, not 500,000 bytes.

@@ -23,8 +23,9 @@ func newMux(reg prometheus.Registerer, base prometheus.Gatherer, lines *series.S
 		path = "/metrics"
 	}
 	mux := http.NewServeMux()
-	mux.Handle(path, promhttp.InstrumentMetricHandler(reg, series.Handler(base, lines, log)))
+	mux.Handle(path, promhttp.InstrumentMetricHandler(reg, series.Handler(base, lines, log, q)))
 	mux.Handle("GET /api/v1/quotas", q)
+	mux.HandleFunc("GET /api/v1/quotas/users", q.serveUsers)
 	mux.Handle("GET /api/v1/window", win)
 	mux.HandleFunc("/api/v1/quotas", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Allow", "GET, HEAD")
@@ -46,6 +47,7 @@ func newMux(reg prometheus.Registerer, base prometheus.Gatherer, lines *series.S
 				{Address: "/-/healthy", Text: "Health"},
 				{Address: "/-/ready", Text: "Readiness"},
 				{Address: "/api/v1/quotas?user=", Text: "Quota of a user", Description: "add the user id"},
+				{Address: "/api/v1/quotas/users", Text: "Quota use of every labelled user"},
 				{Address: "/api/v1/window?days=7", Text: "Usage by log time", Description: "the rollups the optimizer reads"},
 			},
 		})

@@ -36,6 +36,13 @@ type ingester struct {
 	llmService int  // the api_service LiteLLM's spend goes to
 	litellmM   litellmMetrics
 	rollups    *rollup.Rollups // nil when off
+	// cfgUsers are plans.users' tiers by stored id, for the quota view.
+	cfgUsers map[string]int
+	view     *quotaView // the last built
+	// changed: something to checkpoint since the last snapshot (lines,
+	// LiteLLM baselines); period is the billing period of that snapshot.
+	changed bool
+	period  string
 }
 
 // litellmMetrics are the ingest side's LiteLLM series.
@@ -58,7 +65,7 @@ type sourceState struct {
 // pipeline (or the state file) left.
 func newIngester(cfg *Config, m *Metrics, prices *pricing.Table, tiers *plans.Resolver, store quota.Store,
 	st carried, now func() time.Time) (*ingester, error) {
-	attr, err := newAttributor(cfg, m, prices, tiers)
+	attr, err := newAttributor(cfg, m, prices, tiers, st.users)
 	if err != nil {
 		return nil, err
 	}
@@ -75,6 +82,9 @@ func newIngester(cfg *Config, m *Metrics, prices *pricing.Table, tiers *plans.Re
 	if in.procs == nil {
 		in.procs = litellm.NewProcesses(0)
 	}
+	in.changed = st.rewrite
+	in.cfgUsers = map[string]int{}
+	tiers.Configured(func(user string, tier int) { in.cfgUsers[storedIDOf(cfg.Users, user)] = tier })
 	in.rollups = st.rollups
 	in.count.rollups = newRollupIDs(st.rollups, attr.classifier.Services(), tiers.Names())
 	in.procs.Retention = cfg.LiteLLM.ProcessRetention
@@ -123,6 +133,7 @@ func newIngester(cfg *Config, m *Metrics, prices *pricing.Table, tiers *plans.Re
 
 // ingest applies a decoded batch and records its end position.
 func (in *ingester) ingest(eb *eventBatch) {
+	in.changed = true
 	filtered := 0
 	var c call
 	for i := range eb.events {
@@ -132,8 +143,8 @@ func (in *ingester) ingest(eb *eventBatch) {
 			continue
 		}
 		in.count.count(&c, ev)
-		if len(c.userID) > 0 {
-			in.ledger.add(c.userID, c.tier, c.at, 1, c.tokens)
+		if c.stored != "" {
+			in.ledger.add(c.stored, c.tier, c.at, 1, c.tokens)
 		}
 	}
 	src := in.sources[eb.source]
@@ -162,6 +173,14 @@ func (in *ingester) ingest(eb *eventBatch) {
 		in.count.m.dedupEvictions.With().Add(float64(d.Evicted))
 		d.Evicted = 0
 	}
+}
+
+// dirty reports whether a checkpoint would hold anything the last one did
+// not: lines or LiteLLM counts applied, a new billing period (the quota
+// view changes), series a scrape has seen at zero to release, or a shared
+// ledger's counts to cut into a batch. Idle, the state file is left alone.
+func (in *ingester) dirty() bool {
+	return in.changed || in.ledger.current().ID != in.period || in.count.m.Lines.Releasable() || in.ledger.store.Waiting()
 }
 
 // positionList is the read positions, sorted for a stable state file.

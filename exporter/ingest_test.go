@@ -72,7 +72,7 @@ func newStages(t testing.TB, cfg *Config, reg prometheus.Registerer) (*decoder, 
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { dir.Close() })
-		if st.rollups, err = openRollups(cfg.Rollups.Days, dir, nil); err != nil {
+		if st.rollups, err = openRollups(cfg.Rollups.Days, dir, nil, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -260,10 +260,10 @@ func TestIngestLLMCosts(t *testing.T) {
 		{"search per call", m.cost.With("search", ""), 0.0005},
 		{"tts per call", m.cost.With("tts", ""), 0.0015},
 		{"egress", m.egress.With("embeddings"), (1e6 + 6000) * 0.09 / 1e9},
-		{"alice cost", m.userCost.With("alice", "professional", "llm"), 0.06 + 0.04},
+		{"alice cost", m.userCost.With("alice", "professional"), 0.06 + 0.04},
 		{"alice tokens", m.userTokens.With("alice", "professional"), 1500 + 12000},
 		{"bob tokens", m.userTokens.With("bob", "unknown"), 26800 + 400 + 400},
-		{"carol embeddings cost", m.userCost.With("carol", "unknown", "embeddings"), 0.001 + 0.0001},
+		{"carol cost (embeddings, search)", m.userCost.With("carol", "unknown"), 0.001 + 0.0001 + 0.0005},
 		{"gpt-4o input price", m.price.WithLabelValues("openai/gpt-4o", "input"), 2.5e-6},
 		{"price key matched", m.priceMatch.WithLabelValues("openai/gpt-4o", "gpt-4o"), 1},
 	}
@@ -306,6 +306,15 @@ func read(c any) float64 {
 
 // publish makes what the stages counted visible to gatherers, as a
 // checkpoint and a scrape of the new series at zero do.
+// saved takes a checkpoint and publishes it as a saved one does: the
+// series (released, as after a scrape), the ledger and the quota view.
+func saved(in *ingester, q *quotas) {
+	snap := in.snapshot(testNow())
+	in.ledger.store.Saved(snap.quota)
+	q.view.Store(snap.view)
+	publish(in)
+}
+
 func publish(in *ingester) {
 	set := in.count.m.Lines
 	set.Publish(set.Snapshot())

@@ -18,7 +18,9 @@ type usageLedger struct {
 	keep    int
 	now     func() time.Time
 	cur     quota.Period   // cache: the period of the last line
-	tierOf  map[string]int // tier index last resolved per user
+	tierOf  map[string]int // tier index last resolved per user (stored id)
+	// tiersChanged counts changes of tierOf, for the quota view.
+	tiersChanged uint64
 }
 
 // maxTrackedUsers bounds the per-user tier memory.
@@ -36,9 +38,10 @@ func newUsageLedger(cfg QuotaConfig, store quota.Store, now func() time.Time, ti
 }
 
 // add counts a user's calls and tokens at time at.
-func (l *usageLedger) add(user []byte, tier int, at time.Time, calls, tokens int64) {
-	if t, ok := l.tierOf[string(user)]; !(ok && t == tier) && (ok || len(l.tierOf) < maxTrackedUsers) {
-		l.tierOf[string(user)] = tier
+func (l *usageLedger) add(user string, tier int, at time.Time, calls, tokens int64) {
+	if t, ok := l.tierOf[user]; !(ok && t == tier) && (ok || len(l.tierOf) < maxTrackedUsers) {
+		l.tierOf[user] = tier
+		l.tiersChanged++
 	}
 	if !l.cur.Contains(at) {
 		l.cur = l.periods.Of(at)

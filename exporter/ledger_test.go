@@ -58,7 +58,9 @@ func TestQuotaPeriodsSeriesAndAPI(t *testing.T) {
 	line("2025-11-01T00:01:00Z", "bob", "enterprise", 50)
 	line("2025-11-01T00:02:00Z", "", "", 7) // anonymous: not in the ledger
 	os.WriteFile(logPath, lines.Bytes(), 0o644)
-	inst := startInstance(t, fastConfig(logPath), filepath.Join(dir, "state"), "")
+	cfg := fastConfig(logPath)
+	cfg.Metrics.QuotaRatio = true
+	inst := startInstance(t, cfg, filepath.Join(dir, "state"), "")
 	waitFor(t, "lines", func() bool { return linesParsed(t, inst.reg) == 10 })
 	waitFor(t, "quota series", func() bool { return len(quotaSeries(t, inst.reg, "usage_quota_used")) == 4 })
 

@@ -34,6 +34,7 @@ var tokenDirection = func() map[string]int {
 // repeated scrape adds nothing and an exporter restart adds only what is new.
 func (in *ingester) applyLiteLLM(sc litellmScrape, now time.Time) {
 	a := in.procs.Apply(sc.target, sc.endpoint, sc.snap, now)
+	in.changed = in.changed || a.Changed
 	if a.NewProcess {
 		in.litellmM.restarts.Inc()
 	}
@@ -58,9 +59,11 @@ func (in *ingester) applyLiteLLM(sc litellmScrape, now time.Time) {
 		f(&x)
 		r.AddLiteLLM(&x)
 	}
+	var cl call
 	for k, v := range u.Spend {
 		ms := c.model(att.models.index([]byte(k.Model)))
-		slot, tier := att.user([]byte(k.User), nil)
+		att.user(&cl, []byte(k.User), nil, 0)
+		slot, tier := cl.user, cl.tier
 		c.modelCost(ms, svc).Add(v)
 		c.userCost(c.user(slot), tier, svc).Add(v)
 		roll(ms, slot, tier, func(x *rollup.Usage) { x.Cost = v })
@@ -73,14 +76,15 @@ func (in *ingester) applyLiteLLM(sc litellmScrape, now time.Time) {
 	}
 	for k, v := range u.Tokens {
 		ms := c.model(att.models.index([]byte(k.Model)))
-		slot, tier := att.user([]byte(k.User), nil)
+		att.user(&cl, []byte(k.User), nil, 0)
+		slot, tier := cl.user, cl.tier
 		ms.tokens[tokenDirection[k.Direction]].Add(v)
 		c.userTokens(c.user(slot), tier).Add(v)
 		roll(ms, slot, tier, func(x *rollup.Usage) { x.Tokens[tokenDirection[k.Direction]] = v })
 		// LiteLLM's history before the first scrape has no period to go to:
 		// the ledger takes what it counts from then on.
-		if k.User != "" && !a.First {
-			in.ledger.add([]byte(k.User), tier, now, 0, int64(math.Round(v)))
+		if cl.stored != "" && !a.First {
+			in.ledger.add(cl.stored, tier, now, 0, int64(math.Round(v)))
 		}
 	}
 	for k, v := range u.Requests {
@@ -256,14 +260,16 @@ func (p *litellmPoller) scrape(ctx context.Context, endpoint string) {
 
 // offerLatest puts v on a channel of one, replacing a value not yet taken.
 // The sender is the channel's only writer.
-func offerLatest[T any](ch chan T, v T) {
+func offerLatest[T any](ch chan T, v T) (replaced bool) {
 	select {
 	case ch <- v:
 	default:
 		select {
 		case <-ch:
+			replaced = true
 		default:
 		}
 		ch <- v
 	}
+	return replaced
 }

@@ -224,10 +224,19 @@ func TestLiteLLMThroughRun(t *testing.T) {
 	// counters go on from where they were.
 	fake.set(restarted(fixture), 0)
 	waitFor(t, "recovered", func() bool { v, _ := gaugeValue(t, inst.reg, "usage_exporter_litellm_up"); return v == 1 })
+	// LiteLLM serves the same counters from now on: once a checkpoint after
+	// the recovery is published, nothing changes any more.
+	seen := fake.scrapes()
+	waitFor(t, "a scrape after the recovery", func() bool { return fake.scrapes() > seen })
+	cpAt, _ := gaugeValue(t, inst.reg, "usage_exporter_checkpoint_last_success_timestamp_seconds")
+	waitFor(t, "a checkpoint after it", func() bool {
+		v, _ := gaugeValue(t, inst.reg, "usage_exporter_checkpoint_last_success_timestamp_seconds")
+		return v > cpAt
+	})
+	final := byModel(t, inst.reg, "usage_cost_dollars_total", llm)
 	if err := inst.stop(); err != nil {
 		t.Fatal(err)
 	}
-	final := byModel(t, inst.reg, "usage_cost_dollars_total", llm)
 	inst2 := startInstance(t, cfg, stateDir, "")
 	waitFor(t, "second exporter scraped", func() bool { return fake.scrapes() >= 3 })
 	waitFor(t, "a checkpoint of the second exporter", func() bool {

@@ -52,6 +52,12 @@ type MetricsConfig struct {
 	// (it is shown at zero until a scrape has seen it there in any case):
 	// with several Prometheus servers, set it to their scrape interval.
 	NewSeriesHold time.Duration `yaml:"new_series_hold"`
+	// UserCostByService splits usage_user_cost_dollars_total by api_service:
+	// one more series per user and service. Off, it has user and tier only.
+	UserCostByService bool `yaml:"user_cost_by_service"`
+	// QuotaRatio adds usage_quota_used_ratio, two series per user, which
+	// PromQL computes from usage_quota_used and usage_quota_limit.
+	QuotaRatio bool `yaml:"quota_ratio"`
 }
 
 // DefaultMetricsConfig covers request times from 5 ms to the 60 s of a
@@ -185,7 +191,7 @@ func NewMetrics(reg prometheus.Registerer, cfg MetricsConfig, now func() time.Ti
 			"Cost in dollars by api_service and model: token costs of model calls (model set), per-call costs of other services (model empty).",
 			"api_service", "model"),
 		egress:      counter("egress_cost_dollars_total", "Cost of response bytes (egress) in dollars, by api_service.", "api_service"),
-		userCost:    counter("user_cost_dollars_total", "Cost in dollars by user, plan tier and api_service (egress excluded).", "user", "tier", "api_service"),
+		userCost:    userCostFamily(lines, cfg.UserCostByService),
 		userTokens:  counter("user_tokens_total", "Model tokens (all directions) by user and plan tier.", "user", "tier"),
 		llmRequests: counter("llm_requests_total", "Model calls by model and status (success, failure).", "model", "status"),
 		llmTokens: counter("llm_tokens_total",
@@ -209,7 +215,7 @@ func NewMetrics(reg prometheus.Registerer, cfg MetricsConfig, now func() time.Ti
 		}, []string{"source"}),
 		checkpointOK: f.NewGauge(prometheus.GaugeOpts{
 			Namespace: namespace, Subsystem: "exporter", Name: "checkpoint_last_success_timestamp_seconds",
-			Help: "When the state file (read positions, counters, ledger) was last written; the series show what it holds.",
+			Help: "When the state file (read positions, counters, ledger) was last known current: written, or found to hold everything at a checkpoint (nothing changed). The series show what it holds.",
 		}),
 		checkpointFails: f.NewCounter(prometheus.CounterOpts{
 			Namespace: namespace, Subsystem: "exporter", Name: "checkpoint_errors_total",
@@ -233,6 +239,17 @@ func NewMetrics(reg prometheus.Registerer, cfg MetricsConfig, now func() time.Ti
 	return m
 }
 
+// userCostFamily is usage_user_cost_dollars_total, split by api_service
+// when configured.
+func userCostFamily(lines *series.Set, byService bool) *series.Family {
+	if byService {
+		return lines.NewCounter(namespace+"_user_cost_dollars_total",
+			"Cost in dollars by user, plan tier and api_service (egress excluded).", "user", "tier", "api_service")
+	}
+	return lines.NewCounter(namespace+"_user_cost_dollars_total", "Cost in dollars by user and plan tier (egress excluded).",
+		"user", "tier")
+}
+
 // initLines creates the lines' series that exist from the start, at zero,
 // so that rate() and alerts see them before their first event. Call it
 // after restoring the counters of a state file.
@@ -241,6 +258,13 @@ func (m *Metrics) initLines() {
 		m.seriesOverflow.With(r, "")
 	}
 	m.dedupEvictions.With()
+}
+
+// dropUsers removes the per-user series of the user labels match accepts.
+func (m *Metrics) dropUsers(match func(label string) bool) {
+	for _, f := range []*series.Family{m.userRequests, m.userCost, m.userTokens} {
+		f.Drop("user", match)
+	}
 }
 
 // enableRedis registers the Redis ledger's own series.

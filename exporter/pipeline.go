@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/usage-exporter/usage-exporter/exporter/litellm"
@@ -54,7 +55,8 @@ func (pr *process) start(ctx context.Context, cfg *Config, prices *pricing.Table
 		return nil, err
 	}
 	pr.quotas.cfg.Store(cfg)
-	pr.quotas.view.Store(in.quotaView())
+	in.view = in.quotaView(nil)
+	pr.quotas.view.Store(in.view)
 	var queue *scrapeQueue
 	var pollers []*litellmPoller
 	if cfg.LiteLLM.Enabled() {
@@ -114,11 +116,16 @@ func (p *pipeline) loop(events <-chan *eventBatch, queue *scrapeQueue) {
 	}
 	saves := make(chan *snapshot, 1)
 	var writer sync.WaitGroup
+	var writing atomic.Int32 // snapshots offered and not yet saved
+	var failed atomic.Bool   // the last write failed: write again
 	writer.Add(1)
 	go func() {
 		defer writer.Done()
 		for s := range saves {
-			p.save(s)
+			if !p.save(s) {
+				failed.Store(true)
+			}
+			writing.Add(-1)
 		}
 	}()
 	tick := time.NewTicker(p.every)
@@ -150,8 +157,18 @@ func (p *pipeline) loop(events <-chan *eventBatch, queue *scrapeQueue) {
 				p.in.applyLiteLLM(sc, p.now())
 			}
 		case <-tick.C:
+			if !p.in.dirty() && !failed.Swap(false) {
+				// The state file holds all there is: nothing to write.
+				if writing.Load() == 0 {
+					p.m.checkpointOK.SetToCurrentTime()
+				}
+				break
+			}
 			// Latest wins: a slow disk delays checkpoints, never ingestion.
-			offerLatest(saves, p.in.snapshot(p.now()))
+			writing.Add(1)
+			if offerLatest(saves, p.in.snapshot(p.now())) {
+				writing.Add(-1) // it replaced one not yet taken
+			}
 		}
 	}
 	close(saves)
@@ -168,12 +185,12 @@ func (p *pipeline) loop(events <-chan *eventBatch, queue *scrapeQueue) {
 }
 
 // save writes a snapshot to the state file and, once it is there,
-// publishes what it holds.
-func (p *pipeline) save(s *snapshot) {
+// publishes what it holds. It reports whether the write succeeded.
+func (p *pipeline) save(s *snapshot) bool {
 	if err := p.dir.WriteBytes(stateFile, s.data); err != nil {
 		p.m.checkpointFails.Inc()
 		p.log.Error("writing checkpoint failed", "dir", p.dir.Path(), "err", err)
-		return
+		return false
 	}
 	p.m.checkpointOK.SetToCurrentTime()
 	p.m.checkpointBytes.Set(float64(len(s.data)))
@@ -189,6 +206,7 @@ func (p *pipeline) save(s *snapshot) {
 			p.legacyGone = true
 		}
 	}
+	return true
 }
 
 // wait blocks until the pipeline has stopped and returns what the next one

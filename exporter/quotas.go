@@ -4,43 +4,124 @@ import (
 	"context"
 	"math"
 	"net/http"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/usage-exporter/usage-exporter/exporter/quota"
+	"github.com/usage-exporter/usage-exporter/exporter/series"
 	"github.com/usage-exporter/usage-exporter/internal/admin"
 	"github.com/usage-exporter/usage-exporter/plans"
 )
 
-var (
-	quotaLimitDesc = prometheus.NewDesc("usage_quota_limit",
-		"Allowance per billing period by tier and resource (calls, tokens); absent for unlimited tiers.",
-		[]string{"tier", "resource"}, nil)
-	quotaUsedDesc = prometheus.NewDesc("usage_quota_used",
-		"Calls and tokens used in the current billing period, by user, tier and resource (from the ledger).",
-		[]string{"user", "tier", "resource"}, nil)
-	quotaRatioDesc = prometheus.NewDesc("usage_quota_used_ratio",
-		"Used over the tier's allowance in the current billing period; absent for unlimited tiers.",
-		[]string{"user", "tier", "resource"}, nil)
-	quotaPeriodDesc = prometheus.NewDesc("usage_quota_period_start_timestamp_seconds",
-		"Start of the current billing period.", nil, nil)
-	quotaPeriodEndDesc = prometheus.NewDesc("usage_quota_period_end_timestamp_seconds",
-		"End of the current billing period (exclusive).", nil, nil)
+// The quota families, written by the quotas block at each scrape.
+const (
+	quotaLimitName     = "usage_quota_limit"
+	quotaUsedName      = "usage_quota_used"
+	quotaRatioName     = "usage_quota_used_ratio"
+	quotaPeriodName    = "usage_quota_period_start_timestamp_seconds"
+	quotaPeriodEndName = "usage_quota_period_end_timestamp_seconds"
+	quotaLimitHelp     = "Allowance per billing period by tier and resource (calls, tokens); absent for unlimited tiers."
+	quotaUsedHelp      = "Calls and tokens used in the current billing period, by user, tier and resource (from the ledger); users without a label of their own are summed per tier under __other__."
+	quotaRatioHelp     = "Used over the tier's allowance in the current billing period (metrics.quota_ratio); absent for unlimited tiers and __other__."
+	quotaPeriodHelp    = "Start of the current billing period."
+	quotaPeriodEndHelp = "End of the current billing period (exclusive)."
 )
 
 var resources = []string{"calls", "tokens"}
 
-// quotaView is what a saved checkpoint publishes besides the ledger: the
-// current period, and the users' tiers and labels.
+// quotaView is what a saved checkpoint publishes for the quota series and
+// API: the current period, the users with a label of their own, and every
+// user's tier. The ingest goroutine builds a new one only when one of them
+// changed.
 type quotaView struct {
 	period quota.Period
-	tiers  map[string]string
-	labels map[string]string // user label, for users within the user cap
+	// labelled users, sorted by label then tier, with their rendered labels.
+	users []quotaUser
+	// byID finds a stored id's labelled user (index in users) and tier.
+	byID map[string]viewUser
+	// tierNames are the names of the tier indexes; defaultTier for users
+	// the view does not know (configured tiers are in byID).
+	tierNames   []string
+	defaultTier int
+	// other holds the labels of __other__ per tier.
+	other []quotaLabels
+	// versions the view was built from.
+	usersVersion, tiersVersion uint64
 }
 
-// quotas serves the ledger as the usage_quota_* series and GET
-// /api/v1/quotas, from the store's read model.
+type viewUser struct {
+	tier     int32
+	labelled int32 // index in users, or -1
+}
+
+type quotaUser struct {
+	id, label string
+	tier      int
+	labels    quotaLabels
+}
+
+// quotaLabels are one user and tier's rendered label sets, by resource.
+type quotaLabels [2]series.Labels
+
+func newQuotaLabels(user, tier string) quotaLabels {
+	names := []string{"user", "tier", "resource"}
+	return quotaLabels{series.NewLabels(names, []string{user, tier, "calls"}), series.NewLabels(names, []string{user, tier, "tokens"})}
+}
+
+// quotaView returns the view of the ingester's state, the previous one
+// when nothing it holds changed.
+func (in *ingester) quotaView(prev *quotaView) *quotaView {
+	l, u := in.ledger, in.attr.users
+	period := l.current()
+	if prev != nil && prev.period.ID == period.ID && prev.usersVersion == u.version && prev.tiersVersion == l.tiersChanged &&
+		slices.Equal(prev.tierNames, in.attr.tiers.Names()) {
+		return prev
+	}
+	names := in.attr.tiers.Names()
+	v := &quotaView{period: period, tierNames: names, usersVersion: u.version, tiersVersion: l.tiersChanged,
+		byID: make(map[string]viewUser, len(l.tierOf)+len(in.cfgUsers))}
+	v.defaultTier = in.attr.tiers.Default()
+	// Configured tiers, then the tiers last resolved from lines.
+	for id, t := range in.cfgUsers {
+		v.byID[id] = viewUser{tier: int32(t), labelled: -1}
+	}
+	for id, t := range l.tierOf {
+		v.byID[id] = viewUser{tier: int32(t), labelled: -1}
+	}
+	u.labelled(func(id, label string) {
+		if label == "" {
+			return // the dropped policy: no user has a label
+		}
+		vu, ok := v.byID[id]
+		if !ok {
+			vu = viewUser{tier: int32(v.defaultTier)}
+		}
+		v.users = append(v.users, quotaUser{id: id, label: label, tier: int(vu.tier)})
+	})
+	slices.SortFunc(v.users, func(a, b quotaUser) int {
+		if c := strings.Compare(a.label, b.label); c != 0 {
+			return c
+		}
+		return strings.Compare(a.id, b.id)
+	})
+	for i := range v.users {
+		qu := &v.users[i]
+		qu.labels = newQuotaLabels(qu.label, names[qu.tier])
+		vu := v.byID[qu.id]
+		vu.tier, vu.labelled = int32(qu.tier), int32(i)
+		v.byID[qu.id] = vu
+	}
+	for _, t := range names {
+		v.other = append(v.other, newQuotaLabels(otherLabel, t))
+	}
+	return v
+}
+
+// quotas serves the ledger as the usage_quota_* series (a block of the
+// /metrics handler), GET /api/v1/quotas and GET /api/v1/quotas/users, from
+// the store's read model and the published view.
 type quotas struct {
 	store quota.Store
 	cfg   atomic.Pointer[Config]
@@ -54,24 +135,62 @@ func newQuotas(store quota.Store, cfg *Config, now func() time.Time) *quotas {
 	return q
 }
 
-// Describe implements prometheus.Collector.
-func (q *quotas) Describe(ch chan<- *prometheus.Desc) {
-	ch <- quotaLimitDesc
-	ch <- quotaUsedDesc
-	ch <- quotaRatioDesc
-	ch <- quotaPeriodDesc
-	ch <- quotaPeriodEndDesc
+// usageRow is one labelled user's (or a tier's __other__) use this period.
+type usageRow struct {
+	labels *quotaLabels
+	label  string
+	tier   string
+	usage  quota.Usage
+	folded bool
 }
 
-// Collect implements prometheus.Collector: the current period's usage by
-// user (the embedded ledger, or Redis' plus this exporter's uncommitted
-// counts).
-func (q *quotas) Collect(ch chan<- prometheus.Metric) {
+// rows calls f with each labelled user's use of the period (users without
+// use in it have no row), sorted by label, then __other__ per tier (when
+// any), and returns how many users used the period.
+func (q *quotas) rows(ctx context.Context, v *quotaView, f func(usageRow)) int {
+	usage := q.store.Usage(ctx, v.period.ID)
+	for i := range v.users {
+		qu := &v.users[i]
+		if u, ok := usage[qu.id]; ok {
+			f(usageRow{labels: &qu.labels, label: qu.label, tier: v.tierNames[qu.tier], usage: u})
+		}
+	}
+	other := make([]quota.Usage, len(v.tierNames))
+	seen := make([]bool, len(v.tierNames))
+	for id, u := range usage {
+		vu, ok := v.byID[id]
+		if ok && vu.labelled >= 0 {
+			continue
+		}
+		t := v.defaultTier
+		if ok {
+			t = int(vu.tier)
+		}
+		if t < 0 || t >= len(other) {
+			continue
+		}
+		other[t].Calls += u.Calls
+		other[t].Tokens += u.Tokens
+		seen[t] = true
+	}
+	for t := range other {
+		if seen[t] {
+			f(usageRow{labels: &v.other[t], label: otherLabel, tier: v.tierNames[t], usage: other[t], folded: true})
+		}
+	}
+	return len(usage)
+}
+
+// WriteTo implements series.Block: the limits, the period, and the use of
+// the current period by user (none per user under the dropped policy).
+func (q *quotas) WriteTo(wr *series.Writer) {
 	cfg := q.cfg.Load()
+	wr.Family(quotaLimitName, quotaLimitHelp, series.Gauge)
 	for _, t := range cfg.Plans.Tiers {
 		for _, r := range resources {
 			if l := limitOf(t, r); !l.IsUnlimited() {
-				ch <- prometheus.MustNewConstMetric(quotaLimitDesc, prometheus.GaugeValue, float64(l), t.Name, r)
+				ls := series.NewLabels([]string{"tier", "resource"}, []string{t.Name, r})
+				wr.Gauge(&ls, float64(l))
 			}
 		}
 	}
@@ -79,57 +198,50 @@ func (q *quotas) Collect(ch chan<- prometheus.Metric) {
 	if v == nil || v.period.ID == "" {
 		return
 	}
-	ch <- prometheus.MustNewConstMetric(quotaPeriodDesc, prometheus.GaugeValue, float64(v.period.Start.Unix()))
-	ch <- prometheus.MustNewConstMetric(quotaPeriodEndDesc, prometheus.GaugeValue, float64(v.period.End.Unix()))
+	var none series.Labels
+	wr.Family(quotaPeriodName, quotaPeriodHelp, series.Gauge)
+	wr.Gauge(&none, float64(v.period.Start.Unix()))
+	wr.Family(quotaPeriodEndName, quotaPeriodEndHelp, series.Gauge)
+	wr.Gauge(&none, float64(v.period.End.Unix()))
 	if cfg.Users.Label == UserLabelDropped {
-		return // no per-user series without user labels
+		return
 	}
-	type key struct{ label, tier string }
-	agg := map[key]quota.Usage{}
-	labelled := len(v.labels)
-	for user, u := range q.store.Usage(context.Background(), v.period.ID) {
-		label, ok := v.labels[user]
-		if !ok {
-			// Users this exporter has not labelled (seen by another exporter
-			// sharing the ledger, or from before a restart) get the same policy and cap.
-			if labelled >= cfg.Users.MaxUsers {
-				label = otherLabel
-			} else {
-				label = userLabel(cfg.Users, []byte(user))
-				labelled++
-			}
+	begun := false
+	var ratios []usageRow
+	q.rows(context.Background(), v, func(r usageRow) {
+		if !begun {
+			wr.Family(quotaUsedName, quotaUsedHelp, series.Gauge)
+			begun = true
 		}
-		k := key{label, tierOf(cfg, v, user)}
-		a := agg[k]
-		agg[k] = quota.Usage{Calls: a.Calls + u.Calls, Tokens: a.Tokens + u.Tokens}
+		wr.Gauge(&r.labels[0], float64(r.usage.Calls))
+		wr.Gauge(&r.labels[1], float64(r.usage.Tokens))
+		if cfg.Metrics.QuotaRatio && !r.folded {
+			ratios = append(ratios, r)
+		}
+	})
+	if len(ratios) == 0 {
+		return
 	}
-	for k, u := range agg {
-		t, limited := cfg.Plans.Lookup(k.tier)
-		for _, r := range resources {
-			used := u.Calls
-			if r == "tokens" {
-				used = u.Tokens
+	begun = false
+	for _, r := range ratios {
+		t, limited := cfg.Plans.Lookup(r.tier)
+		if !limited {
+			continue
+		}
+		for i, res := range resources {
+			used := r.usage.Calls
+			if i == 1 {
+				used = r.usage.Tokens
 			}
-			ch <- prometheus.MustNewConstMetric(quotaUsedDesc, prometheus.GaugeValue, float64(used), k.label, k.tier, r)
-			if limited && k.label != otherLabel {
-				if x := ratio(used, limitOf(t, r)); !math.IsNaN(x) {
-					ch <- prometheus.MustNewConstMetric(quotaRatioDesc, prometheus.GaugeValue, x, k.label, k.tier, r)
+			if x := ratio(used, limitOf(t, res)); !math.IsNaN(x) {
+				if !begun {
+					wr.Family(quotaRatioName, quotaRatioHelp, series.Gauge)
+					begun = true
 				}
+				wr.Gauge(&r.labels[i], x)
 			}
 		}
 	}
-}
-
-// tierOf returns a user's tier: as last resolved by the ingester, else as
-// configured, else the default.
-func tierOf(cfg *Config, v *quotaView, user string) string {
-	if t, ok := v.tiers[user]; ok {
-		return t
-	}
-	if t, ok := cfg.Plans.Users[user]; ok {
-		return t
-	}
-	return cfg.Plans.DefaultTier
 }
 
 func limitOf(t plans.Tier, resource string) plans.Limit {
@@ -167,7 +279,27 @@ type periodJSON struct {
 	End   time.Time `json:"end"`
 }
 
-// ServeHTTP answers GET /api/v1/quotas?user=ID[&period=YYYY-MM-DD].
+// period resolves the period parameter of a request: the current one by
+// default.
+func (q *quotas) period(w http.ResponseWriter, r *http.Request, cfg *Config, v *quotaView) (quota.Period, bool) {
+	ps, _ := quota.NewPeriods(cfg.Quota.Period)
+	if id := r.URL.Query().Get("period"); id != "" {
+		p, ok := ps.ByID(id)
+		if !ok {
+			admin.WriteJSON(w, http.StatusBadRequest, map[string]string{
+				"error": "period must be the first day of a billing period, YYYY-MM-DD, e.g. " + ps.Of(q.now()).ID})
+		}
+		return p, ok
+	}
+	if v.period.ID == "" {
+		return ps.Of(q.now()), true
+	}
+	return v.period, true
+}
+
+// ServeHTTP answers GET /api/v1/quotas?user=ID[&period=YYYY-MM-DD]. ID is
+// the user id as the gateway logs it; under the hashed policy, the label
+// value (the hash) is accepted too.
 func (q *quotas) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	cfg := q.cfg.Load()
 	user := r.URL.Query().Get("user")
@@ -175,25 +307,32 @@ func (q *quotas) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		admin.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": "the user parameter is required: /api/v1/quotas?user=ID"})
 		return
 	}
-	ps, _ := quota.NewPeriods(cfg.Quota.Period)
 	v := q.view.Load()
 	if v == nil {
-		v = &quotaView{}
+		v = &quotaView{defaultTier: -1}
 	}
-	period := v.period
-	if id := r.URL.Query().Get("period"); id != "" {
-		p, ok := ps.ByID(id)
-		if !ok {
-			admin.WriteJSON(w, http.StatusBadRequest, map[string]string{
-				"error": "period must be the first day of a billing period, YYYY-MM-DD, e.g. " + ps.Of(q.now()).ID})
-			return
+	period, ok := q.period(w, r, cfg, v)
+	if !ok {
+		return
+	}
+	usage := q.store.Usage(r.Context(), period.ID)
+	id := storedIDOf(cfg.Users, user)
+	u, found := usage[id]
+	if _, known := v.byID[id]; !found && !known && cfg.Users.Label == UserLabelHashed {
+		if hu, ok := usage[user]; ok { // the hash itself
+			id, u = user, hu
+		} else if _, ok := v.byID[user]; ok {
+			id = user
 		}
-		period = p
-	} else if period.ID == "" {
-		period = ps.Of(q.now())
 	}
-	u := q.store.Usage(r.Context(), period.ID)[user]
-	resp := quotaResponse{User: user, Tier: tierOf(cfg, v, user),
+	tier := cfg.Plans.DefaultTier
+	if t, ok := cfg.Plans.Users[user]; ok {
+		tier = t
+	}
+	if vu, ok := v.byID[id]; ok && int(vu.tier) < len(v.tierNames) {
+		tier = v.tierNames[vu.tier]
+	}
+	resp := quotaResponse{User: user, Tier: tier,
 		Period: periodJSON{ID: period.ID, Start: period.Start, End: period.End},
 		Limits: map[string]any{}, Used: map[string]int64{"calls": u.Calls, "tokens": u.Tokens},
 		Remaining: map[string]any{}, UsedPercent: map[string]float64{}}
@@ -214,5 +353,45 @@ func (q *quotas) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			resp.UsedPercent[res] = math.Round(x*1000) / 10
 		}
 	}
+	admin.WriteJSON(w, http.StatusOK, resp)
+}
+
+// usersResponse is GET /api/v1/quotas/users: the current period's use by
+// labelled user, the rest per tier, as the usage_quota_used series show it.
+type usersResponse struct {
+	Period periodJSON  `json:"period"`
+	Users  []userUsage `json:"users"`
+	// Other is the use of the users without a label of their own, by tier.
+	Other []userUsage `json:"other"`
+	// Active is how many users used the period (labelled or not).
+	Active int `json:"active_users"`
+}
+
+type userUsage struct {
+	User   string `json:"user,omitempty"`
+	Tier   string `json:"tier"`
+	Calls  int64  `json:"calls"`
+	Tokens int64  `json:"tokens"`
+}
+
+// serveUsers answers GET /api/v1/quotas/users: the optimizer's light read
+// of quota use (instead of a scrape of every series).
+func (q *quotas) serveUsers(w http.ResponseWriter, r *http.Request) {
+	v := q.view.Load()
+	if v == nil || v.period.ID == "" {
+		admin.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "starting: no checkpoint yet"})
+		return
+	}
+	resp := usersResponse{Period: periodJSON{ID: v.period.ID, Start: v.period.Start, End: v.period.End},
+		Users: make([]userUsage, 0, len(v.users)), Other: []userUsage{}}
+	resp.Active = q.rows(r.Context(), v, func(row usageRow) {
+		uu := userUsage{User: row.label, Tier: row.tier, Calls: row.usage.Calls, Tokens: row.usage.Tokens}
+		if row.folded {
+			uu.User = ""
+			resp.Other = append(resp.Other, uu)
+			return
+		}
+		resp.Users = append(resp.Users, uu)
+	})
 	admin.WriteJSON(w, http.StatusOK, resp)
 }

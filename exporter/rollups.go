@@ -33,8 +33,8 @@ func (f stateFiles) List(prefix string) ([]string, error) {
 }
 
 // openRollups creates the process's rollups and continues from the state
-// file's part of them.
-func openRollups(days int, dir *state.Dir, saved []byte) (*rollup.Rollups, error) {
+// file's part of them (renaming its users when set).
+func openRollups(days int, dir *state.Dir, saved []byte, renameUser func(string) string) (*rollup.Rollups, error) {
 	r := rollup.New(days, stateFiles{dir})
 	s := &rollup.Saved{}
 	if len(saved) > 0 {
@@ -43,7 +43,7 @@ func openRollups(days int, dir *state.Dir, saved []byte) (*rollup.Rollups, error
 			return nil, err
 		}
 	}
-	return r, r.Restore(s)
+	return r, r.Restore(s, renameUser)
 }
 
 // pushRollups puts the saved rollups in Redis every interval; at first,

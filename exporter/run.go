@@ -38,8 +38,6 @@ type Options struct {
 	// Listeners, when set, are served instead of what Web names (tests).
 	Listeners []net.Listener
 	Logger    *slog.Logger
-	// Registry receives the metrics; a new one when nil.
-	Registry *prometheus.Registry
 	// Now is the clock (the billing period, the bounds of line times, new
 	// series' creation); time.Now when nil.
 	Now func() time.Time
@@ -75,15 +73,9 @@ func Run(ctx context.Context, opts Options) error {
 		return fmt.Errorf("reading checkpoint: %w", err)
 	}
 
-	// The process's metrics go to base, which /metrics gathers; the lines'
-	// series are written from their snapshot beside them. opts.Registry
-	// (tests) gathers both.
-	base := prometheus.NewRegistry()
-	public := opts.Registry
-	if public == nil {
-		public = prometheus.NewRegistry()
-	}
-	reg := teeRegisterer{base, public}
+	// The process's metrics go to reg, which /metrics gathers; the lines'
+	// series and the quota gauges are written beside them.
+	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -94,7 +86,6 @@ func Run(ctx context.Context, opts Options) error {
 		now = time.Now
 	}
 	m := NewMetrics(reg, cfg.Metrics, now)
-	public.MustRegister(m.Lines)
 	if lines != nil {
 		r, err := m.Lines.Restore(lines)
 		if err != nil {
@@ -129,8 +120,9 @@ func Run(ctx context.Context, opts Options) error {
 		log.Warn("LiteLLM's baselines in the state file are unreadable: the next scrape of each LiteLLM process counts all it has",
 			"file", dir.File(stateFile), "err", err)
 	}
+	relabel := restoreUserState(&cp, &st, cfg.Users, m, log, dir.File(stateFile))
 	if cfg.Rollups.Days > 0 {
-		if pr.rollups, err = openRollups(cfg.Rollups.Days, dir, cp.Rollups); err != nil {
+		if pr.rollups, err = openRollups(cfg.Rollups.Days, dir, cp.Rollups, relabel); err != nil {
 			return fmt.Errorf("restoring the rollups of %s: %w", dir.File(stateFile), err)
 		}
 		st.rollups = pr.rollups
@@ -141,20 +133,24 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	defer closeLedger()
 	pr.quotas = newQuotas(pr.store, cfg, now)
-	reg.MustRegister(pr.quotas)
 
 	var ready atomic.Bool
 	reloads := make(chan chan error)
-	httpErr, shutdown := admin.Serve(opts.Listeners, newMux(reg, base, m.Lines, pr.quotas, windowHandler{pr.rollups}, opts, log, &ready, reloads), opts.Web, log)
+	httpErr, shutdown := admin.Serve(opts.Listeners, newMux(reg, reg, m.Lines, pr.quotas, windowHandler{pr.rollups}, opts, log, &ready, reloads), opts.Web, log)
 	defer shutdown()
 
 	m.reloadOK.Set(1)
 	m.reloadTime.SetToCurrentTime()
-	redisURL := cfg.Redis.URL
+	redisURL, idPolicy := cfg.Redis.URL, cfg.Users
 	var reloaded chan error // answered once the reloaded pipeline runs
 	for {
 		if cfg.Redis.URL != redisURL {
 			log.Warn("redis.url changed: it takes effect at the next restart")
+		}
+		if cfg.Users.Label != idPolicy.Label || cfg.Users.HashKey != idPolicy.HashKey {
+			// The ledger's ids follow the policy: it changes with the state file, at a restart.
+			log.Warn("users.label or users.hash_key changed: it takes effect at the next restart")
+			cfg.Users.Label, cfg.Users.HashKey = idPolicy.Label, idPolicy.HashKey
 		}
 		pctx, stop := context.WithCancel(ctx)
 		p, err := pr.start(pctx, cfg, prices, st)
@@ -299,27 +295,4 @@ func reloadConfig(opts Options, m *Metrics) (*loaded, error) {
 		return nil, fmt.Errorf("pricing: %w", err)
 	}
 	return &loaded{cfg: c, prices: prices}, nil
-}
-
-// teeRegisterer registers with two registries.
-type teeRegisterer [2]*prometheus.Registry
-
-func (t teeRegisterer) Register(c prometheus.Collector) error {
-	if err := t[0].Register(c); err != nil {
-		return err
-	}
-	return t[1].Register(c)
-}
-
-func (t teeRegisterer) MustRegister(cs ...prometheus.Collector) {
-	for _, c := range cs {
-		if err := t.Register(c); err != nil {
-			panic(err)
-		}
-	}
-}
-
-func (t teeRegisterer) Unregister(c prometheus.Collector) bool {
-	a := t[0].Unregister(c)
-	return t[1].Unregister(c) && a
 }

@@ -17,11 +17,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/usage-exporter/usage-exporter/internal/promtest"
 )
 
 // instance is an exporter started in-process by a test.
 type instance struct {
-	reg  *prometheus.Registry
+	reg  prometheus.Gatherer // what /metrics serves
 	url  string
 	stop func() error
 }
@@ -32,19 +33,18 @@ func startInstance(t *testing.T, cfg *Config, stateDir string, configFile string
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := prometheus.NewRegistry()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	reload := make(chan struct{})
 	opts := Options{
 		Config: cfg, ConfigFile: configFile, StateDir: stateDir, TelemetryPath: "/metrics",
-		Listeners: []net.Listener{l}, Logger: testLogger(), Registry: reg, Reload: reload, Now: testNow,
+		Listeners: []net.Listener{l}, Logger: testLogger(), Reload: reload, Now: testNow,
 	}
 	for _, f := range with {
 		f(&opts)
 	}
 	go func() { done <- Run(ctx, opts) }()
-	inst := &instance{reg: reg, url: "http://" + l.Addr().String()}
+	inst := &instance{reg: promtest.Exposition{URL: "http://" + l.Addr().String() + "/metrics"}, url: "http://" + l.Addr().String()}
 	stopped := false
 	var result error
 	inst.stop = func() error {

@@ -13,9 +13,10 @@ import (
 // The state file holds everything a restart continues from, written
 // atomically at every checkpoint: a header line, then the checkpoint
 // (positions, the ledger) as JSON, the series' values in their compact
-// encoding, LiteLLM's baselines in theirs, and the rollups' open days (the
-// sealed days are files of their own the checkpoint names), each part
-// after its length. A part a version before did not write is empty.
+// encoding, LiteLLM's baselines in theirs, the rollups' open days (the
+// sealed days are files of their own the checkpoint names), and the users'
+// labels and tiers, each part after its length. A part a version before
+// did not write is empty.
 const (
 	stateFile       = "checkpoint.bin"
 	legacyStateFile = "checkpoint.json" // before the series were kept: JSON only
@@ -25,9 +26,9 @@ const (
 
 func encodeState(cp *checkpoint, lines []byte) []byte {
 	j, _ := json.Marshal(cp)
-	b := make([]byte, 0, len(stateHeader)+len(j)+len(lines)+len(cp.LiteLLM)+len(cp.Rollups)+40)
+	b := make([]byte, 0, len(stateHeader)+len(j)+len(lines)+len(cp.LiteLLM)+len(cp.Rollups)+len(cp.Users)+50)
 	b = append(b, stateHeader...)
-	for _, part := range [][]byte{j, lines, cp.LiteLLM, cp.Rollups} {
+	for _, part := range [][]byte{j, lines, cp.LiteLLM, cp.Rollups, cp.Users} {
 		b = binary.AppendUvarint(b, uint64(len(part)))
 		b = append(b, part...)
 	}
@@ -56,12 +57,15 @@ func decodeState(data []byte) (cp checkpoint, lines []byte, err error) {
 	}
 	j := part()
 	lines = part()
-	var llm, rollups []byte
+	var llm, rollups, users []byte
 	if version >= 3 {
 		llm = part()
 	}
 	if len(rest) > 0 {
 		rollups = part()
+	}
+	if len(rest) > 0 {
+		users = part()
 	}
 	if err != nil {
 		return cp, nil, err
@@ -69,7 +73,7 @@ func decodeState(data []byte) (cp checkpoint, lines []byte, err error) {
 	if err := json.Unmarshal(j, &cp); err != nil {
 		return cp, nil, err
 	}
-	cp.LiteLLM, cp.Rollups = llm, rollups
+	cp.LiteLLM, cp.Rollups, cp.Users = llm, rollups, users
 	return cp, lines, nil
 }
 

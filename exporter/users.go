@@ -4,7 +4,11 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"hash"
+	"time"
 
+	"github.com/cespare/xxhash/v2"
+	"github.com/usage-exporter/usage-exporter/exporter/heavy"
 	"github.com/usage-exporter/usage-exporter/exporter/series"
 )
 
@@ -17,68 +21,196 @@ const (
 // Fixed user slots of userLabels; labelled users follow them.
 const (
 	userAnonymous = iota // lines without a user
-	userOther            // users beyond the cap
+	userOther            // users without a label of their own
 	userDropped          // every user, under the dropped label policy
 	firstUser
 )
 
-// userLabels turns user ids into label values under the label policy and
-// the user cap, and numbers them, so that the count stage can keep their
-// series in a slice. Not safe for concurrent use.
+// Hand-over of user labels: a user outside the labelled set takes the slot
+// of the weakest labelled user once its traffic is surely above the
+// weakest's times handOverFactor plus handOverMargin; traffic counts halve
+// every day.
+const (
+	handOverFactor  = 1.25
+	handOverMargin  = 2
+	trafficHalfLife = 24 * time.Hour
+)
+
+// userInfo is what the exporter keeps of a tracked user.
+type userInfo struct {
+	raw   string // the id as lines bring it; "" until a line brought it (restored hashed ids)
+	label string // the label value under the policy
+	hash  uint64 // of the stored id: the distinct-user sketches' input
+}
+
+type userEntry = heavy.Entry[userInfo]
+
+// userLabels resolves user ids: the id as the ledger stores it (the raw id,
+// or its keyed hash under the hashed and dropped policies), and the series
+// slot: a label of its own for the users.max_users heaviest by traffic,
+// __other__ for the rest (see package heavy). Not safe for concurrent use.
 type userLabels struct {
 	cfg      UsersConfig
-	byID     map[string]int
-	labels   []string
+	mac      hash.Hash // nil under the raw policy
+	tracker  *heavy.Tracker[userInfo]
+	byRaw    map[string]*userEntry // tracked users a line brought
 	overflow *series.Series
+	// version counts changes of the labelled set, for the quota view.
+	version uint64
+	// decayed is the last day (unix days) the traffic counts were halved for.
+	decayed int64
 }
 
 func newUserLabels(cfg UsersConfig, overflow *series.Series) *userLabels {
-	return &userLabels{cfg: cfg, byID: map[string]int{}, labels: []string{anonymousLabel, otherLabel, ""}, overflow: overflow}
+	u := &userLabels{cfg: cfg, byRaw: map[string]*userEntry{}, overflow: overflow,
+		tracker: heavy.New[userInfo](cfg.MaxUsers, max(cfg.MaxUsers, minCandidates))}
+	if cfg.Label != UserLabelRaw {
+		u.mac = hmac.New(sha256.New, []byte(cfg.HashKey))
+	}
+	u.tracker.OnForget = func(e *userEntry) {
+		if e.Value.raw != "" {
+			delete(u.byRaw, e.Value.raw)
+		}
+	}
+	return u
 }
 
-// index returns the slot of a user id.
-func (u *userLabels) index(user []byte) int {
+// minCandidates is the smallest Space-Saving summary of unlabelled users.
+const minCandidates = 1000
+
+// reuse continues a pipeline's user labels under a new configuration: the
+// same policy keeps the tracked users (with a new cap), another starts over.
+func (u *userLabels) reuse(cfg UsersConfig, overflow *series.Series) *userLabels {
+	if u == nil || u.cfg.Label != cfg.Label || u.cfg.HashKey != cfg.HashKey {
+		return newUserLabels(cfg, overflow)
+	}
+	u.cfg, u.overflow = cfg, overflow
+	u.tracker.Resize(cfg.MaxUsers, max(cfg.MaxUsers, minCandidates))
+	return u
+}
+
+// index counts w of traffic for a user id and returns its slot and entry
+// (nil for anonymous lines).
+func (u *userLabels) index(raw []byte, w float64) (int, *userEntry) {
+	if len(raw) == 0 {
+		return userAnonymous, nil
+	}
+	e, ok := u.byRaw[string(raw)]
+	if ok {
+		u.tracker.Inc(e, w)
+	} else {
+		stored := u.storedID(raw)
+		if e = u.tracker.Get(stored); e != nil {
+			u.tracker.Inc(e, w)
+		} else {
+			e = u.tracker.Add(stored, w)
+			e.Value.label = u.labelOf(stored)
+			e.Value.hash = hashOfStored(stored)
+			if e.Labelled() {
+				u.version++
+			}
+		}
+		e.Value.raw = string(raw)
+		u.byRaw[e.Value.raw] = e
+	}
+	return u.slotOf(e), e
+}
+
+// slotOf is the series slot of a tracked user.
+func (u *userLabels) slotOf(e *userEntry) int {
 	switch {
-	case len(user) == 0:
-		return userAnonymous
+	case !e.Labelled():
+		u.overflow.Inc()
+		return userOther
 	case u.cfg.Label == UserLabelDropped:
 		return userDropped
 	}
-	if i, ok := u.byID[string(user)]; ok {
-		return i
-	}
-	if len(u.byID) >= u.cfg.MaxUsers {
-		u.overflow.Inc()
-		return userOther
-	}
-	i := len(u.labels)
-	u.labels = append(u.labels, userLabel(u.cfg, user))
-	u.byID[string(user)] = i
-	return i
+	return firstUser - 1 + e.Slot
 }
 
 // label is the label value of a slot.
-func (u *userLabels) label(i int) string { return u.labels[i] }
-
-// labelled returns the label of every user within the cap, by id.
-func (u *userLabels) labelled() map[string]string {
-	out := make(map[string]string, len(u.byID))
-	for id, i := range u.byID {
-		out[id] = u.labels[i]
+func (u *userLabels) label(slot int) string {
+	switch slot {
+	case userAnonymous:
+		return anonymousLabel
+	case userOther:
+		return otherLabel
+	case userDropped:
+		return ""
 	}
-	return out
+	if e := u.tracker.Slot(slot - firstUser + 1); e != nil {
+		return e.Value.label
+	}
+	return otherLabel
 }
 
-// userLabel applies the label policy to a user id.
-func userLabel(c UsersConfig, user []byte) string {
-	switch c.Label {
-	case UserLabelHashed:
-		mac := hmac.New(sha256.New, []byte(c.HashKey))
-		mac.Write(user)
-		return hex.EncodeToString(mac.Sum(nil)[:8])
-	case UserLabelDropped:
-		return ""
-	default:
-		return string(user)
+// storedID is the id the ledger keeps: raw, or its keyed hash.
+func (u *userLabels) storedID(raw []byte) string {
+	if u.mac == nil {
+		return string(raw)
 	}
+	return hashID(u.mac, raw)
+}
+
+func (u *userLabels) labelOf(stored string) string {
+	if u.cfg.Label == UserLabelDropped {
+		return ""
+	}
+	return stored
+}
+
+// hashID is the keyed hash of a user id: 16 hex digits of HMAC-SHA256.
+func hashID(mac hash.Hash, raw []byte) string {
+	mac.Reset()
+	mac.Write(raw)
+	var sum [sha256.Size]byte
+	return hex.EncodeToString(mac.Sum(sum[:0])[:8])
+}
+
+// hashOfStored is the 64-bit hash of a stored id that the distinct-user
+// sketches count.
+func hashOfStored(id string) uint64 { return xxhash.Sum64String(id) }
+
+// storedIDOf is the stored id of a raw id under a configuration (for
+// readers outside the ingest goroutine).
+func storedIDOf(c UsersConfig, raw string) string {
+	if c.Label == UserLabelRaw {
+		return raw
+	}
+	return hashID(hmac.New(sha256.New, []byte(c.HashKey)), []byte(raw))
+}
+
+// rebalance hands labels over to heavier users and halves the traffic
+// counts at each new day. It returns the labels that lost their slot,
+// whose series the counter drops.
+func (u *userLabels) rebalance(now time.Time) []string {
+	day := now.Unix() / int64(trafficHalfLife/time.Second)
+	if u.decayed == 0 {
+		u.decayed = day
+	}
+	if day > u.decayed {
+		f := 1.0
+		for d := u.decayed; d < day && f > 1e-9; d++ {
+			f /= 2
+		}
+		u.tracker.Decay(f)
+		u.decayed = day
+	}
+	swaps := u.tracker.Rebalance(handOverFactor, handOverMargin)
+	if len(swaps) == 0 {
+		return nil
+	}
+	u.version++
+	var gone []string
+	for _, s := range swaps {
+		if s.Out != nil && u.cfg.Label != UserLabelDropped {
+			gone = append(gone, s.Out.Value.label)
+		}
+	}
+	return gone
+}
+
+// labelled calls f for every user with a label of their own.
+func (u *userLabels) labelled(f func(stored, label string)) {
+	u.tracker.EachLabelled(func(e *userEntry) { f(e.Key, e.Value.label) })
 }

@@ -140,7 +140,7 @@ func appendLines(t *testing.T, path string, n int, start time.Time) traffic {
 }
 
 // startExporter runs the exporter in-process on a loopback port, reading path.
-func startExporter(t *testing.T, path string) (url string, reg *prometheus.Registry) {
+func startExporter(t *testing.T, path string) (url string, reg prometheus.Gatherer) {
 	t.Helper()
 	cfg := exporter.DefaultConfig()
 	cfg.Logs.Sources = []exporter.SourceConfig{{Path: path, Config: cfg.Logs.Sources[0].Config}}
@@ -150,7 +150,7 @@ func startExporter(t *testing.T, path string) (url string, reg *prometheus.Regis
 
 // startExporterWith runs the exporter in-process with cfg, reading its
 // sources from the beginning.
-func startExporterWith(t *testing.T, cfg *exporter.Config) (url string, reg *prometheus.Registry) {
+func startExporterWith(t *testing.T, cfg *exporter.Config) (url string, reg prometheus.Gatherer) {
 	t.Helper()
 	cfg.Logs.Start = "beginning"
 	if err := cfg.Validate(); err != nil {
@@ -160,12 +160,11 @@ func startExporterWith(t *testing.T, cfg *exporter.Config) (url string, reg *pro
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg = prometheus.NewRegistry()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
 		done <- exporter.Run(ctx, exporter.Options{Config: cfg, StateDir: t.TempDir(), TelemetryPath: "/metrics",
-			Listeners: []net.Listener{l}, Logger: slog.New(slog.DiscardHandler), Registry: reg})
+			Listeners: []net.Listener{l}, Logger: slog.New(slog.DiscardHandler)})
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -173,7 +172,8 @@ func startExporterWith(t *testing.T, cfg *exporter.Config) (url string, reg *pro
 			t.Errorf("exporter: %v", err)
 		}
 	})
-	return "http://" + l.Addr().String(), reg
+	url = "http://" + l.Addr().String()
+	return url, promtest.Exposition{URL: url + "/metrics"}
 }
 
 // parsedLines is usage_exporter_log_lines_total{result="parsed"}.

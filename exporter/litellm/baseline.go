@@ -76,6 +76,9 @@ type Applied struct {
 	// Resets counts series that went down in the same process: each counts
 	// again from zero.
 	Resets int
+	// Changed is false when the baselines are as before the scrape (the
+	// same series and values): there is nothing new to checkpoint.
+	Changed bool
 }
 
 // dropTolerance absorbs the rounding of a counter summed over worker files
@@ -112,11 +115,14 @@ func (p *Processes) Apply(target, endpoint string, snap *Snapshot, now time.Time
 			next.vals = append(next.vals, x.Value)
 		}
 	}
+	a.Changed = prev == nil || len(prev.ids) != len(next.ids)
 	if !countNothing {
 		for _, x := range snap.Series {
 			inc := x.Value
 			if prev != nil {
-				if before, seen := prev.lookup(x.ID); seen {
+				before, seen := prev.lookup(x.ID)
+				a.Changed = a.Changed || !seen || before != x.Value
+				if seen {
 					switch {
 					case x.Value >= before:
 						inc = x.Value - before
@@ -134,25 +140,31 @@ func (p *Processes) Apply(target, endpoint string, snap *Snapshot, now time.Time
 	}
 	procs[key] = next
 	p.rebaseline = false
-	p.forget(now)
+	if p.forget(now) {
+		a.Changed = true
+	}
 	return a
 }
 
-// forget drops the baselines of processes not seen within the retention.
-func (p *Processes) forget(now time.Time) {
+// forget drops the baselines of processes not seen within the retention,
+// and reports whether it dropped any.
+func (p *Processes) forget(now time.Time) bool {
 	if p.Retention <= 0 {
-		return
+		return false
 	}
+	dropped := false
 	for t, procs := range p.targets {
 		for k, b := range procs {
 			if now.Sub(b.seen) > p.Retention {
 				delete(procs, k)
+				dropped = true
 			}
 		}
 		if len(procs) == 0 {
 			delete(p.targets, t)
 		}
 	}
+	return dropped
 }
 
 // Count is the number of process baselines held.

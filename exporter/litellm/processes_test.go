@@ -101,6 +101,30 @@ func TestProcessesIncrements(t *testing.T) {
 	}
 }
 
+// A scrape that changes no baseline says so: the exporter then has nothing
+// new to write to its state file.
+func TestProcessesChanged(t *testing.T) {
+	p := NewProcesses(time.Hour)
+	for i, tc := range []struct {
+		snap *Snapshot
+		at   time.Time
+		want bool
+	}{
+		{scrape(t, 100, "a=5", "b=1"), t0, true},                    // the first
+		{scrape(t, 100, "a=5", "b=1"), t0.Add(time.Minute), false},  // the same
+		{scrape(t, 100, "a=6", "b=1"), t0.Add(time.Minute), true},   // a value
+		{scrape(t, 100, "a=6"), t0.Add(time.Minute), true},          // a series gone
+		{scrape(t, 100, "a=6", "c=0"), t0.Add(time.Minute), true},   // a series new
+		{scrape(t, 200, "a=6", "c=0"), t0.Add(time.Minute), true},   // another process
+		{scrape(t, 200, "a=6", "c=0"), t0.Add(2 * time.Hour), true}, // the first forgotten
+		{scrape(t, 200, "a=6", "c=0"), t0.Add(2 * time.Hour), false},
+	} {
+		if got := p.Apply("t", "e", tc.snap, tc.at).Changed; got != tc.want {
+			t.Errorf("scrape %d: Changed %v, want %v", i, got, tc.want)
+		}
+	}
+}
+
 // Targets keep their processes apart: the same start time on two targets
 // is two processes.
 func TestProcessesPerTarget(t *testing.T) {

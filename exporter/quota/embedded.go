@@ -36,7 +36,7 @@ func NewEmbedded(saved *Saved) *Embedded {
 }
 
 // Add implements Store.
-func (e *Embedded) Add(period string, user []byte, calls, tokens int64) {
+func (e *Embedded) Add(period, user string, calls, tokens int64) {
 	if period != e.last {
 		e.dirty[period], e.last = true, period
 	}
@@ -93,6 +93,9 @@ func (e *Embedded) Held() int { return int(e.held.Load()) }
 
 // Full implements Store: the embedded ledger never waits for anything.
 func (e *Embedded) Full() bool { return false }
+
+// Waiting implements Store: the state file is the ledger's final place.
+func (e *Embedded) Waiting() bool { return false }
 
 // Drain implements Store: a saved checkpoint is final.
 func (e *Embedded) Drain(time.Duration) bool { return true }

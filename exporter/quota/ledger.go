@@ -26,16 +26,16 @@ func NewLedger() *Ledger { return &Ledger{periods: map[string]map[string]*Usage{
 
 // Add counts calls and tokens of user in period. It allocates only for a
 // user new to the period.
-func (l *Ledger) Add(period string, user []byte, calls, tokens int64) {
+func (l *Ledger) Add(period, user string, calls, tokens int64) {
 	users, ok := l.periods[period]
 	if !ok {
 		users = map[string]*Usage{}
 		l.periods[period] = users
 	}
-	u, ok := users[string(user)]
+	u, ok := users[user]
 	if !ok {
 		u = &Usage{}
-		users[string(user)] = u
+		users[user] = u
 		l.entries++
 	}
 	u.Calls += calls
@@ -82,7 +82,7 @@ func (l *Ledger) Merge(o *Ledger) {
 	}
 	for period, users := range o.periods {
 		for user, u := range users {
-			l.Add(period, []byte(user), u.Calls, u.Tokens)
+			l.Add(period, user, u.Calls, u.Tokens)
 		}
 	}
 }
@@ -108,6 +108,24 @@ func (l *Ledger) Prune(keepFrom string) {
 			l.entries -= len(users)
 			delete(l.periods, id)
 		}
+	}
+}
+
+// Rekey renames every user by f (merging users f maps together).
+func (l *Ledger) Rekey(f func(user string) string) {
+	for period, users := range l.periods {
+		out := make(map[string]*Usage, len(users))
+		for user, u := range users {
+			k := f(user)
+			if o, ok := out[k]; ok {
+				o.Calls += u.Calls
+				o.Tokens += u.Tokens
+				l.entries--
+				continue
+			}
+			out[k] = u
+		}
+		l.periods[period] = out
 	}
 }
 
@@ -140,7 +158,7 @@ func (l *Ledger) UnmarshalJSON(data []byte) error {
 	*l = *NewLedger()
 	for period, users := range in {
 		for user, u := range users {
-			l.Add(period, []byte(user), u.Calls, u.Tokens)
+			l.Add(period, user, u.Calls, u.Tokens)
 		}
 	}
 	return nil

@@ -45,10 +45,10 @@ func TestPeriods(t *testing.T) {
 
 func TestLedger(t *testing.T) {
 	l := NewLedger()
-	l.Add("2025-10-01", []byte("alice"), 1, 100)
-	l.Add("2025-10-01", []byte("alice"), 1, 50)
-	l.Add("2025-11-01", []byte("alice"), 1, 0)
-	l.Add("2025-11-01", []byte("bob"), 2, 7)
+	l.Add("2025-10-01", "alice", 1, 100)
+	l.Add("2025-10-01", "alice", 1, 50)
+	l.Add("2025-11-01", "alice", 1, 0)
+	l.Add("2025-11-01", "bob", 2, 7)
 	if got := l.Get("2025-10-01", "alice"); got != (Usage{2, 150}) {
 		t.Errorf("alice in October %+v", got)
 	}
@@ -85,8 +85,8 @@ func TestRedisCommitIsAtomicAndIdempotent(t *testing.T) {
 	r := NewRedis(client, cfg)
 	ctx := context.Background()
 	b1 := NewLedger()
-	b1.Add("2025-11-01", []byte("alice"), 3, 300)
-	b1.Add("2025-11-01", []byte("bob:with:colons"), 1, 0)
+	b1.Add("2025-11-01", "alice", 3, 300)
+	b1.Add("2025-11-01", "bob:with:colons", 1, 0)
 	if applied, err := r.Commit(ctx, "host-a", 1, b1, []byte(`{"positions":[1]}`)); err != nil || !applied {
 		t.Fatalf("commit 1: %v %v", applied, err)
 	}
@@ -96,7 +96,7 @@ func TestRedisCommitIsAtomicAndIdempotent(t *testing.T) {
 	}
 	// Another exporter adds to the same ledger under its own checkpoint.
 	b2 := NewLedger()
-	b2.Add("2025-11-01", []byte("alice"), 2, 20)
+	b2.Add("2025-11-01", "alice", 2, 20)
 	if _, err := r.Commit(ctx, "host-b", 1, b2, []byte(`{}`)); err != nil {
 		t.Fatal(err)
 	}

@@ -34,6 +34,7 @@ type Shared struct {
 
 	pending  *Ledger // the ingest goroutine's: counts not yet cut
 	lastCut  json.RawMessage
+	uncut    bool // a checkpoint found something to cut while a batch was in flight
 	held     atomic.Int64
 	jobs     chan *Batch
 	mu       sync.Mutex
@@ -99,6 +100,7 @@ func OpenShared(ctx context.Context, r *Redis, instance string, saved *Saved, ma
 		resume = s.reconcile(ctx)
 	}
 	s.held.Store(int64(s.pending.Len()))
+	s.uncut = !s.pending.Empty() // counts held from the last run: cut them at the first checkpoint
 	s.published.Store(s.view())
 	return s, resume
 }
@@ -145,7 +147,7 @@ func (s *Shared) Start(ctx context.Context) {
 }
 
 // Add implements Store.
-func (s *Shared) Add(period string, user []byte, calls, tokens int64) {
+func (s *Shared) Add(period, user string, calls, tokens int64) {
 	s.pending.Add(period, user, calls, tokens)
 }
 
@@ -158,9 +160,13 @@ func (s *Shared) Retain(string) {}
 func (s *Shared) Checkpoint(resume []byte) *Checkpoint {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.progress.Inflight == nil && (!s.pending.Empty() || string(resume) != string(s.lastCut)) {
+	news := !s.pending.Empty() || string(resume) != string(s.lastCut)
+	switch {
+	case s.progress.Inflight == nil && news:
 		s.progress.Inflight = &Batch{Seq: s.progress.Committed + 1, Counts: s.pending, State: resume}
-		s.pending, s.sent, s.lastCut = NewLedger(), false, resume
+		s.pending, s.sent, s.lastCut, s.uncut = NewLedger(), false, resume, false
+	case news:
+		s.uncut = true
 	}
 	progress := s.progress
 	if b := progress.Inflight; b != nil {
@@ -298,6 +304,14 @@ func (s *Shared) Full() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.pending.Len()+s.inflightLen() >= s.maxPending
+}
+
+// Waiting implements Store: what the last checkpoint could not cut, with
+// no batch in flight any more.
+func (s *Shared) Waiting() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.uncut && s.progress.Inflight == nil
 }
 
 // Usage implements Store: Redis' ledger (its last good read while Redis is

@@ -16,7 +16,7 @@ import (
 // Held are safe for concurrent use.
 type Store interface {
 	// Add counts calls and tokens of user in the billing period with ID period.
-	Add(period string, user []byte, calls, tokens int64)
+	Add(period, user string, calls, tokens int64)
 	// Retain forgets the periods before keepFrom that the store holds for itself.
 	Retain(keepFrom string)
 	// Checkpoint captures the ledger for the state file; its Saved part
@@ -39,6 +39,10 @@ type Store interface {
 	// Drain waits at most timeout for what was saved to reach its final
 	// place, and reports whether it did.
 	Drain(timeout time.Duration) bool
+	// Waiting reports that a checkpoint would move counts on even if no
+	// line came: a shared ledger's counts wait to be cut into the next
+	// batch once the one in flight is committed.
+	Waiting() bool
 }
 
 // Checkpoint is the ledger as of one point of the ingest stream: the part
@@ -56,6 +60,17 @@ type Saved struct {
 	Ledger *Ledger `json:"ledger,omitempty"`
 	// Redis is how far this exporter's commits to Redis have gone.
 	Redis *Progress `json:"redis,omitempty"`
+}
+
+// Rekey renames the users of everything saved (when the state file's user
+// ids were kept raw and are now to be hashed).
+func (s *Saved) Rekey(f func(user string) string) {
+	if s.Ledger != nil {
+		s.Ledger.Rekey(f)
+	}
+	if s.Redis != nil && s.Redis.Inflight != nil && s.Redis.Inflight.Counts != nil {
+		s.Redis.Inflight.Counts.Rekey(f)
+	}
 }
 
 // Progress is where an exporter is in its sequence of commits to Redis.

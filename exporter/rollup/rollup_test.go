@@ -173,7 +173,7 @@ func TestRestoreFromAnEarlierCheckpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	r2 := New(90, files)
-	if err := r2.Restore(s); err != nil {
+	if err := r2.Restore(s, nil); err != nil {
 		t.Fatal(err)
 	}
 	if names, _ := files.List(FilePrefix); len(names) != 0 {
@@ -232,7 +232,7 @@ func FuzzDecode(f *testing.F) {
 		}
 		if s, err := DecodeSaved(data); err == nil {
 			r := New(90, newMemFiles())
-			if err := r.Restore(s); err == nil {
+			if err := r.Restore(s, nil); err == nil {
 				r.Window(context.Background(), MaxDays)
 			}
 		}

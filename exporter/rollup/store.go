@@ -142,9 +142,12 @@ func (r *Rollups) Saved(s *Saved) {
 
 // Restore continues from a checkpoint's rollups: the open days are decoded,
 // the sealed ones named; files of sealed days no state file counts on (a
-// crash between writing one and the state file) are removed.
-func (r *Rollups) Restore(s *Saved) error {
+// crash between writing one and the state file) are removed. renameUser,
+// when set, renames the users of the open days (user ids now hashed); the
+// sealed days keep theirs until they age out.
+func (r *Rollups) Restore(s *Saved, renameUser func(string) string) error {
 	r.newest, r.oldest = s.Newest, s.Oldest
+	open := s.Open
 	for _, data := range s.Open {
 		dn, d, err := decodeDay(data, &r.names)
 		if err != nil {
@@ -152,12 +155,26 @@ func (r *Rollups) Restore(s *Saved) error {
 		}
 		r.days[dn] = d
 	}
+	if renameUser != nil {
+		t := &r.names[tUser]
+		clear(t.index)
+		for i, n := range t.names {
+			t.names[i] = renameUser(n)
+			if _, dup := t.index[t.names[i]]; !dup {
+				t.index[t.names[i]] = int32(i)
+			}
+		}
+		open = map[int32][]byte{}
+		for dn, d := range r.days {
+			open[dn] = encodeDay(dn, d, &r.names)
+		}
+	}
 	r.sealed = maps.Clone(s.Sealed)
 	if r.sealed == nil {
 		r.sealed = map[int32]uint32{}
 	}
 	r.gens = maps.Clone(r.sealed)
-	r.published.set(&view{open: s.Open, sealed: maps.Clone(r.sealed), newest: s.Newest, oldest: s.Oldest})
+	r.published.set(&view{open: open, sealed: maps.Clone(r.sealed), newest: s.Newest, oldest: s.Oldest})
 	names, err := r.files.List(FilePrefix)
 	if err != nil {
 		return nil // orphans stay; nothing counts them

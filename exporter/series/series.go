@@ -164,20 +164,20 @@ func (f *Family) create(values []string, created int64) *Series {
 	return s
 }
 
-// Drop removes the series whose label has one of the values (a user who
+// Drop removes the series whose label value match accepts (a user who
 // lost their label). They leave the next snapshot, and so the exposition;
 // a later With of the same labels starts a new series at zero. Only the
 // updating goroutine may call it. It returns how many went.
-func (f *Family) Drop(label string, values map[string]bool) int {
+func (f *Family) Drop(label string, match func(value string) bool) int {
 	at := slices.Index(f.labels, label)
-	if at < 0 || len(values) == 0 {
+	if at < 0 {
 		return 0
 	}
 	// A new slice: published snapshots share the old one.
 	kept := make([]*Series, 0, len(f.series))
 	released := f.released
 	for i, s := range f.series {
-		if !values[s.values[at]] {
+		if !match(s.values[at]) {
 			kept = append(kept, s)
 			continue
 		}

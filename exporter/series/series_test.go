@@ -89,7 +89,7 @@ func TestDropKeepsWhatWasSeen(t *testing.T) {
 	reqs.With("d", "llm").Add(5) // not seen yet
 	s.Publish(s.Snapshot())      // releases a, b, c
 	old := s.Published()         // a, b, c and d at zero
-	if n := reqs.Drop("user", map[string]bool{"a": true, "b": true}); n != 2 {
+	if n := reqs.Drop("user", func(u string) bool { return u == "a" || u == "b" }); n != 2 {
 		t.Fatalf("dropped %d series, want 2", n)
 	}
 	reqs.With("e", "llm").Inc()
@@ -115,6 +115,35 @@ func TestDropKeepsWhatWasSeen(t *testing.T) {
 		if v, ok := s.Published().Value(reqs, tc.user, "llm"); !ok || v != tc.want {
 			t.Errorf("user %s: %v (%v), want %v", tc.user, v, ok, tc.want)
 		}
+	}
+}
+
+// Releasable says when a snapshot would release series shown at zero: not
+// before a scrape saw them, nor within the hold, nor once released.
+func TestReleasable(t *testing.T) {
+	c := newClock()
+	s := NewSet(c.now)
+	s.SetHold(time.Minute)
+	reqs := s.NewCounter("x_requests_total", "Requests.", "code")
+	if s.Releasable() {
+		t.Error("releasable with nothing")
+	}
+	reqs.With("200").Inc()
+	s.Publish(s.Snapshot())
+	if s.Releasable() {
+		t.Error("releasable before a scrape")
+	}
+	s.Published().Served()
+	if s.Releasable() {
+		t.Error("releasable within the hold")
+	}
+	c.advance(time.Minute)
+	if !s.Releasable() {
+		t.Error("not releasable after a scrape and the hold")
+	}
+	s.Publish(s.Snapshot())
+	if s.Releasable() {
+		t.Error("still releasable once released")
 	}
 }
 

@@ -54,13 +54,7 @@ func (s *Set) Snapshot() *Snapshot {
 	snap := &Snapshot{set: s, seq: s.seq, taken: now, fams: make([]famSnapshot, len(fams))}
 	for i, f := range fams {
 		if seen != nil {
-			if fs := seen.family(f); fs != nil && len(fs.series) > 0 {
-				// The series that snapshot had: a prefix of the family's
-				// (series are appended, and Drop keeps the order).
-				last := fs.series[len(fs.series)-1].seq
-				n, _ := slices.BinarySearchFunc(f.series, last+1, func(s *Series, seq uint64) int { return cmp.Compare(s.seq, seq) })
-				f.released = max(f.released, n)
-			}
+			f.released = max(f.released, seen.shown(f))
 		}
 		fs := famSnapshot{f: f, series: f.series[:len(f.series):len(f.series)], released: f.released}
 		switch f.kind {
@@ -80,6 +74,28 @@ func (s *Set) Snapshot() *Snapshot {
 	return snap
 }
 
+// Releasable reports whether a Snapshot taken now would release series
+// shown at zero (a scrape has seen them, and the hold has passed): while
+// nothing else changes, that alone is worth a new snapshot. Only the
+// updating goroutine may call it.
+func (s *Set) Releasable() bool {
+	seen := s.served.Load()
+	if seen == nil || s.now().Sub(seen.published) < s.hold {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, f := range s.families {
+		if f.released >= len(f.series) {
+			continue
+		}
+		if seen.shown(f) > f.released {
+			return true
+		}
+	}
+	return false
+}
+
 func (h *histogram) snapshot() histSnapshot {
 	return histSnapshot{counts: slices.Clone(h.counts), sum: h.sum, count: h.count, schema: h.schema, zero: h.zero,
 		pos: window{first: h.pos.first, counts: slices.Clone(h.pos.counts)},
@@ -92,6 +108,18 @@ func (snap *Snapshot) Len() int {
 	for i := range snap.fams {
 		n += len(snap.fams[i].series)
 	}
+	return n
+}
+
+// shown is how many of f's series, from the first, the snapshot had: a
+// prefix (series are appended, and Drop keeps the order).
+func (snap *Snapshot) shown(f *Family) int {
+	fs := snap.family(f)
+	if fs == nil || len(fs.series) == 0 {
+		return 0
+	}
+	last := fs.series[len(fs.series)-1].seq
+	n, _ := slices.BinarySearchFunc(f.series, last+1, func(s *Series, seq uint64) int { return cmp.Compare(s.seq, seq) })
 	return n
 }
 
