@@ -311,6 +311,9 @@ func read(c any) float64 {
 func saved(in *ingester, q *quotas) {
 	snap := in.snapshot(testNow())
 	in.ledger.store.Saved(snap.quota)
+	if snap.rollups != nil {
+		in.rollups.Saved(snap.rollups)
+	}
 	q.view.Store(snap.view)
 	publish(in)
 }

@@ -45,7 +45,7 @@ func (in *ingester) applyLiteLLM(sc litellmScrape, now time.Time) {
 	}
 	u := a.Usage.Resolve()
 	att, c, svc := in.attr, in.count, in.llmService
-	roll := func(ms *modelSeries, slot, tier int, f func(*rollup.Usage)) {
+	roll := func(ms *modelSeries, slot, tier int, userHash uint64, f func(*rollup.Usage)) {
 		if c.rollups == nil {
 			return
 		}
@@ -55,7 +55,7 @@ func (in *ingester) applyLiteLLM(sc litellmScrape, now time.Time) {
 			us.rollup = r.UserID(us.label)
 		}
 		x := rollup.Usage{Time: now.UnixMilli(), Service: c.rollups.services[svc], Model: ms.rollupID(r, svc, c.services[svc].name),
-			Tier: c.rollups.tiers[tier], User: us.rollup}
+			Tier: c.rollups.tiers[tier], User: us.rollup, UserHash: userHash}
 		f(&x)
 		r.AddLiteLLM(&x)
 	}
@@ -66,7 +66,7 @@ func (in *ingester) applyLiteLLM(sc litellmScrape, now time.Time) {
 		slot, tier := cl.user, cl.tier
 		c.modelCost(ms, svc).Add(v)
 		c.userCost(c.user(slot), tier, svc).Add(v)
-		roll(ms, slot, tier, func(x *rollup.Usage) { x.Cost = v })
+		roll(ms, slot, tier, cl.userHash, func(x *rollup.Usage) { x.Cost = v })
 		if k.Team != "" {
 			labelCounter(c.teams, c.m.teamCost, k.Team).Add(v)
 		}
@@ -80,7 +80,7 @@ func (in *ingester) applyLiteLLM(sc litellmScrape, now time.Time) {
 		slot, tier := cl.user, cl.tier
 		ms.tokens[tokenDirection[k.Direction]].Add(v)
 		c.userTokens(c.user(slot), tier).Add(v)
-		roll(ms, slot, tier, func(x *rollup.Usage) { x.Tokens[tokenDirection[k.Direction]] = v })
+		roll(ms, slot, tier, cl.userHash, func(x *rollup.Usage) { x.Tokens[tokenDirection[k.Direction]] = v })
 		// LiteLLM's history before the first scrape has no period to go to:
 		// the ledger takes what it counts from then on.
 		if cl.stored != "" && !a.First {
@@ -96,7 +96,7 @@ func (in *ingester) applyLiteLLM(sc litellmScrape, now time.Time) {
 			ms.failure.Add(v)
 			failed = v
 		}
-		roll(ms, userAnonymous, att.tiers.Anonymous(), func(x *rollup.Usage) { x.Calls, x.Failures, x.User = v, failed, -1 })
+		roll(ms, userAnonymous, att.tiers.Anonymous(), 0, func(x *rollup.Usage) { x.Calls, x.Failures, x.User = v, failed, -1 })
 	}
 }
 

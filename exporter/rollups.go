@@ -130,7 +130,7 @@ func (c *counter) rollup(cl *call, ev *event, rs *routeSeries, us *userSeries) {
 	l := rollup.Line{Time: cl.at.UnixMilli(), Service: ids.services[cl.svc], Route: rs.rollup, Tier: ids.tiers[cl.tier],
 		User: us.rollup, Model: -1, Unpriced: ids.reason(cl.unpriced), Failed: ev.status < 200 || ev.status >= 400,
 		Timeout: ev.status == 408 || ev.status == 504, Duplicate: cl.duplicate, HasDuration: ev.hasDuration,
-		Duration: ev.duration, Bytes: float64(ev.size), Egress: float64(ev.size) * c.egressGB / 1e9}
+		Duration: ev.duration, Bytes: float64(ev.size), Egress: float64(ev.size) * c.egressGB / 1e9, UserHash: cl.userHash}
 	if cl.unpriced == "" {
 		l.Cost = cl.cost
 	}

@@ -3,7 +3,9 @@ package exporter
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
+	"math"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/usage-exporter/usage-exporter/exporter/tailer"
+	"github.com/usage-exporter/usage-exporter/internal/window"
 )
 
 // userLines writes n gateway lines of each user, in rounds.
@@ -412,5 +415,32 @@ func TestSeriesPerUser(t *testing.T) {
 		if strconv.Itoa(n) != documented[i] {
 			t.Errorf("options %v: alice has %d series, docs/metrics.md says %s", options, n, documented[i])
 		}
+	}
+}
+
+// Beyond users.max_users, the user count is still right: the window's
+// distinct users (a sketch of every user, labelled or not) are within the
+// sketch's error (three standard errors here) of the users in the lines.
+func TestUserCountBeyondTheCap(t *testing.T) {
+	cfg := testConfig("json")
+	cfg.Users.MaxUsers = 10
+	d, in := newStages(t, cfg, prometheus.NewRegistry())
+	d.now, in.attr.now = testNow, testNow
+	q := newQuotas(in.ledger.store, cfg, testNow)
+	const users = 5000
+	ingestSync(d, in, &tailer.Batch{Data: userLines(names("user-", users), 2, "trial")})
+	saved(in, q)
+	w, err := in.rollups.Window(context.Background(), 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rel := math.Abs(float64(w.UniqueUsers-users)) / users; rel > 3*window.DistinctError {
+		t.Errorf("%d unique users, want %d within %.1f%%", w.UniqueUsers, users, 300*window.DistinctError)
+	}
+	if got := w.Services["search"].UniqueUsers; math.Abs(float64(got-users))/users > 3*window.DistinctError {
+		t.Errorf("search: %d unique users, want %d", got, users)
+	}
+	if len(w.Users) > 11 {
+		t.Errorf("%d users in the window's labelled figures, want at most the 10 labels and __other__", len(w.Users))
 	}
 }

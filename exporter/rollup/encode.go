@@ -9,9 +9,13 @@ import (
 )
 
 // A day is encoded with the names it uses (a table each, referred to by
-// position), then its hours and its users. Numbers that are whole (counts,
+// position), then its hours, its users, and its distinct-user sketches by
+// service (magic RUD2; RUD1 days, written before the sketches, have none). Numbers that are whole (counts,
 // most token figures) take a varint; others 9 bytes.
-const dayMagic = "RUD1"
+const (
+	dayMagic  = "RUD2"
+	dayMagic1 = "RUD1"
+)
 
 var errCorrupt = errors.New("rollup: corrupt or truncated day")
 
@@ -95,6 +99,13 @@ func encodeDay(dn int32, d *day, names *[numTables]table) []byte {
 				body.ref(tService, int32(s), names)
 				body.num(c)
 			}
+		}
+	}
+	body.uvarint(count(d.distinct))
+	for s, x := range d.distinct {
+		if x != nil {
+			body.ref(tService, int32(s), names)
+			body.b = x.AppendBinary(body.b)
 		}
 	}
 	out := &encoder{b: make([]byte, 0, len(body.b)+1024)}
@@ -258,9 +269,10 @@ func (d *decoder) ref(t int) int32 {
 
 // decodeDay decodes a day, its names interned into names.
 func decodeDay(data []byte, names *[numTables]table) (int32, *day, error) {
-	if len(data) < len(dayMagic) || string(data[:len(dayMagic)]) != dayMagic {
+	if len(data) < len(dayMagic) || string(data[:len(dayMagic)]) != dayMagic && string(data[:len(dayMagic)]) != dayMagic1 {
 		return 0, nil, errCorrupt
 	}
+	sketches := string(data[:len(dayMagic)]) == dayMagic
 	d := &decoder{b: data[len(dayMagic):]}
 	dn := int32(d.varint())
 	first, last := d.varint(), d.varint()
@@ -314,6 +326,25 @@ func decodeDay(data []byte, names *[numTables]table) (int32, *day, error) {
 		}
 		out.users = grow(out.users, id)
 		out.users[id] = u
+	}
+	if sketches && d.err == nil {
+		for range d.count(2) {
+			s := d.ref(tService)
+			if d.err != nil {
+				break
+			}
+			x, rest, err := window.DecodeDistinct(d.b)
+			if err != nil {
+				d.fail()
+				break
+			}
+			d.b = rest
+			if old := out.distinctOf(s); !old.Empty() {
+				old.Merge(x)
+			} else {
+				out.distinct[s] = x
+			}
+		}
 	}
 	if d.err != nil || len(d.b) != 0 {
 		return 0, nil, errCorrupt

@@ -97,12 +97,14 @@ type aggregator struct {
 	daily       map[int32]*window.Day
 	routes      map[string]*window.Route
 	userDay     map[string]int32           // the last day of each user, for their tier
-	usersOf     map[string]map[string]bool // service -> users with calls
+	usersOf     map[string]map[string]bool // service -> user labels with calls, of days without sketches
+	distinct    map[string]*window.Distinct
+	all         window.Distinct
 }
 
 func newAggregator(w *window.Window) *aggregator {
 	return &aggregator{w: w, routes: map[string]*window.Route{}, userDay: map[string]int32{},
-		usersOf: map[string]map[string]bool{}, daily: map[int32]*window.Day{}}
+		usersOf: map[string]map[string]bool{}, daily: map[int32]*window.Day{}, distinct: map[string]*window.Distinct{}}
 }
 
 func split(name string) (string, string) {
@@ -242,11 +244,25 @@ func (a *aggregator) add(dn int32, d *day, names *[numTables]table) {
 			}
 			svc := names[tService].names[s]
 			x.ByService[svc] += n
+			if len(d.distinct) > 0 {
+				continue
+			}
 			if a.usersOf[svc] == nil {
 				a.usersOf[svc] = map[string]bool{}
 			}
 			a.usersOf[svc][name] = true
 		}
+	}
+	for s, x := range d.distinct {
+		if x == nil {
+			continue
+		}
+		svc := names[tService].names[s]
+		if a.distinct[svc] == nil {
+			a.distinct[svc] = &window.Distinct{}
+		}
+		a.distinct[svc].Merge(x)
+		a.all.Merge(x)
 	}
 }
 
@@ -256,13 +272,25 @@ func (a *aggregator) finish() {
 			a.w.Daily = append(a.w.Daily, *d)
 		}
 	}
+	// Users: the sketches' count; days from before the sketches add their
+	// labelled users (a lower bound: __other__ counts once).
+	legacy := map[string]bool{}
 	for svc, users := range a.usersOf {
-		if _, anon := users[window.AnonymousUser]; anon {
-			a.service(svc).UniqueUsers = len(users) - 1
-		} else {
-			a.service(svc).UniqueUsers = len(users)
+		n := 0
+		for u := range users {
+			if u != window.AnonymousUser {
+				n++
+				legacy[u] = true
+			}
+		}
+		a.service(svc).UniqueUsers = max(n, a.distinct[svc].Count())
+	}
+	for svc, x := range a.distinct {
+		if _, ok := a.usersOf[svc]; !ok {
+			a.service(svc).UniqueUsers = x.Count()
 		}
 	}
+	a.w.UniqueUsers = max(len(legacy), a.all.Count())
 	for _, r := range a.routes {
 		a.w.Routes = append(a.w.Routes, *r)
 	}

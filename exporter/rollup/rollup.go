@@ -70,6 +70,9 @@ type day struct {
 	first, last int64
 	hours       [24]*hour
 	users       []*userDay // by user id
+	// distinct counts the day's users by service id, all of them (labelled
+	// or not): the users of a window are the union of its days'.
+	distinct []*window.Distinct
 }
 
 // hour holds one UTC hour, each table dense by id.
@@ -157,6 +160,7 @@ type Line struct {
 	Tokens               [5]float64
 	Prompt               int64
 	UserTokens           float64
+	UserHash             uint64 // of the user's stored id; 0: none
 }
 
 // hourCache remembers the hour last written, which most lines share.
@@ -312,6 +316,9 @@ func (r *Rollups) Add(l *Line) {
 	}
 	t.calls++
 	t.cost += l.Cost
+	if l.UserHash != 0 {
+		d.distinctOf(l.Service).Add(l.UserHash)
+	}
 	if l.User >= 0 {
 		u := r.user(d, l.User, l.Tier)
 		u.calls++
@@ -322,6 +329,16 @@ func (r *Rollups) Add(l *Line) {
 		}
 		u.byService[l.Service]++
 	}
+}
+
+func (d *day) distinctOf(svc int32) *window.Distinct {
+	d.distinct = grow(d.distinct, svc)
+	x := d.distinct[svc]
+	if x == nil {
+		x = &window.Distinct{}
+		d.distinct[svc] = x
+	}
+	return x
 }
 
 func (r *Rollups) model(h *hour, id int32) *modelAgg {
@@ -351,7 +368,8 @@ type Usage struct {
 	Time            int64 // unix milliseconds
 	Service, Model  int32
 	Tier            int32
-	User            int32 // -1: none
+	User            int32  // -1: none
+	UserHash        uint64 // of the user's stored id; 0: none
 	Calls, Failures float64
 	Cost            float64
 	Tokens          [5]float64
@@ -387,6 +405,9 @@ func (r *Rollups) AddLiteLLM(u *Usage) {
 			h.tiers[u.Tier] = t
 		}
 		t.cost += u.Cost
+	}
+	if u.UserHash != 0 && (u.Cost != 0 || tokens != 0) {
+		d.distinctOf(u.Service).Add(u.UserHash)
 	}
 	if u.User >= 0 && (u.Cost != 0 || tokens != 0) {
 		ud := r.user(d, u.User, u.Tier)

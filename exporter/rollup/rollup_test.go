@@ -10,6 +10,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/usage-exporter/usage-exporter/internal/window"
 )
 
 // memFiles are Files in memory.
@@ -61,6 +64,9 @@ func feed(r *Rollups, at time.Duration, service, user string, cost float64) {
 	l := Line{Time: day0.Add(at).UnixMilli(), Service: r.ServiceID(service), Route: r.RouteID(service, "/"+service),
 		Tier: r.TierID("pro"), User: r.UserID(user), Model: -1, Unpriced: -1, Cost: cost, HasDuration: true,
 		Duration: 0.25, Bytes: 100}
+	if user != window.AnonymousUser {
+		l.UserHash = xxhash.Sum64String(user)
+	}
 	if service == "llm" {
 		l.Model = r.ModelID(service, "gpt-4")
 		l.HasTokens, l.Tokens, l.Prompt, l.UserTokens = true, [5]float64{400, 100}, 400, 500
@@ -212,6 +218,62 @@ func TestDayRoundTrip(t *testing.T) {
 		if _, _, err := decodeDay(data[:n], &[numTables]table{}); err == nil {
 			t.Fatalf("truncated at %d of %d: accepted", n, len(data))
 		}
+	}
+}
+
+// Days written before the distinct-user sketches (RUD1) still decode.
+func TestDayWithoutSketches(t *testing.T) {
+	r := New(90, newMemFiles())
+	l := Line{Time: day0.UnixMilli(), Service: r.ServiceID("search"), Route: r.RouteID("search", "/s"), Tier: r.TierID("pro"),
+		User: r.UserID("u"), Model: -1, Unpriced: -1}
+	r.Add(&l)
+	dn := int32(day0.Unix() / 86400)
+	data := encodeDay(dn, r.days[dn], &r.names)
+	if data[len(data)-1] != 0 {
+		t.Fatal("a day without hashes has sketches")
+	}
+	legacy := append([]byte(dayMagic1), data[len(dayMagic):len(data)-1]...)
+	if _, d, err := decodeDay(legacy, &[numTables]table{}); err != nil || len(d.users) != 1 {
+		t.Fatalf("a RUD1 day: %v", err)
+	}
+}
+
+// A window counts its distinct users, labelled or not, across days and
+// services, within the sketch's error (three standard errors here).
+func TestWindowUniqueUsers(t *testing.T) {
+	r := New(90, newMemFiles())
+	const users = 30000
+	for i := range users {
+		for d := range 3 { // each user on three of seven days
+			svc := []string{"llm", "search"}[i%2]
+			id := int32(-1)
+			if i < 100 {
+				id = r.UserID(fmt.Sprint("u", i))
+			}
+			r.Add(&Line{Time: day0.Add(time.Duration((i+d*2)%7*24) * time.Hour).UnixMilli(), Service: r.ServiceID(svc),
+				Route: r.RouteID(svc, "/"+svc), Tier: r.TierID("pro"), User: id, Model: -1, Unpriced: -1,
+				UserHash: xxhash.Sum64String(fmt.Sprint("user-", i))})
+		}
+	}
+	saved(t, r)
+	w, err := r.Window(context.Background(), 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	within := func(what string, got, want int) {
+		if rel := math.Abs(float64(got-want)) / float64(want); rel > 3*window.DistinctError {
+			t.Errorf("%s: %d, want %d within %.1f%%", what, got, want, 300*window.DistinctError)
+		}
+	}
+	within("window users", w.UniqueUsers, users)
+	within("llm users", w.Services["llm"].UniqueUsers, users/2)
+	within("search users", w.Services["search"].UniqueUsers, users/2)
+	if len(w.Users) != 100 {
+		t.Errorf("%d labelled users, want 100", len(w.Users))
+	}
+	one, _ := r.Window(context.Background(), 1)
+	if one.UniqueUsers >= w.UniqueUsers || one.UniqueUsers == 0 {
+		t.Errorf("one day has %d users of the week's %d", one.UniqueUsers, w.UniqueUsers)
 	}
 }
 

@@ -22,7 +22,11 @@ type Window struct {
 	// Models are keyed by model, each with its cost by service.
 	Models map[string]*Model `json:"models"`
 	Tiers  map[string]*Tier  `json:"tiers"`
-	Users  map[string]*User  `json:"users"`
+	// Users are the labelled users (and __other__, __anonymous__).
+	Users map[string]*User `json:"users"`
+	// UniqueUsers counts the distinct users with calls in the window,
+	// labelled or not, within DistinctError (a sketch's estimate).
+	UniqueUsers int `json:"unique_users"`
 	// Unpriced are calls that could not be priced, by reason.
 	Unpriced map[string]float64 `json:"unpriced"`
 
@@ -46,7 +50,8 @@ type Service struct {
 	LatencySum   float64 `json:"latency_sum"`
 	LatencyCount float64 `json:"latency_count"`
 	Latency      *Sketch `json:"latency"`
-	UniqueUsers  int     `json:"unique_users"`
+	// UniqueUsers counts the service's distinct users, as Window's.
+	UniqueUsers int `json:"unique_users"`
 }
 
 // Route is one route's figures.
@@ -111,6 +116,9 @@ const (
 	ComplexFrom = 2000
 )
 
-// AnonymousUser is the user label of requests without a user: reported,
-// but not a user.
-const AnonymousUser = "__anonymous__"
+// AnonymousUser is the user label of requests without a user, OtherUser
+// that of the users without a label of their own: reported, but not users.
+const (
+	AnonymousUser = "__anonymous__"
+	OtherUser     = "__other__"
+)
