@@ -21,9 +21,10 @@ import (
 
 // ExporterSource reads the exporter itself, no Prometheus needed: the
 // window of days from its rollups (GET /api/v1/window, the last days UTC
-// days of log time), and the current quota use from its /metrics. An
-// exporter without rollups (an older version, or rollups.days: 0) gives its
-// totals since it started instead.
+// days of log time), and the current quota use (GET /api/v1/quotas/users):
+// two compact reads, not the exposition. An exporter without rollups (an
+// older version, or rollups.days: 0) gives its totals since it started
+// instead, from /metrics.
 type ExporterSource struct {
 	// URL is the exporter's /metrics; the window is read from the same host.
 	URL    string
@@ -43,23 +44,60 @@ func (e *ExporterSource) Snapshot(ctx context.Context, days int, now time.Time) 
 	if client == nil {
 		client = http.DefaultClient
 	}
-	families, err := e.scrape(ctx, client)
-	if err != nil {
-		return nil, err
-	}
 	win, err := e.window(ctx, client, days)
 	var s *Snapshot
 	switch {
 	case errors.Is(err, errNoWindow):
+		families, err := e.scrape(ctx, client)
+		if err != nil {
+			return nil, err
+		}
 		s = FromFamilies(families, days, now)
 	case err != nil:
 		return nil, err
 	default:
 		s = FromWindow(win, days)
-		s.Quotas = quotasOf(families, now)
+		if s.Quotas, err = e.quotas(ctx, client, now); err != nil {
+			return nil, err
+		}
 	}
 	s.Source = e.Name()
 	return s, nil
+}
+
+// quotas reads the current period's use by labelled user; from /metrics
+// when the exporter has no /api/v1/quotas/users (an older version).
+func (e *ExporterSource) quotas(ctx context.Context, client *http.Client, now time.Time) ([]QuotaUse, error) {
+	var resp struct {
+		Period struct {
+			Start time.Time `json:"start"`
+			End   time.Time `json:"end"`
+		} `json:"period"`
+		Users []struct {
+			User   string  `json:"user"`
+			Tier   string  `json:"tier"`
+			Calls  float64 `json:"calls"`
+			Tokens float64 `json:"tokens"`
+		} `json:"users"`
+	}
+	switch err := e.getJSON(ctx, client, "/api/v1/quotas/users", "", &resp); {
+	case errors.Is(err, errNotFound):
+		families, err := e.scrape(ctx, client)
+		if err != nil {
+			return nil, err
+		}
+		return quotasOf(families, now), nil
+	case errors.Is(err, errUnavailable):
+		return nil, nil // starting: no checkpoint yet
+	case err != nil:
+		return nil, err
+	}
+	qs := quotaSet{start: float64(resp.Period.Start.UnixMilli()) / 1000, end: float64(resp.Period.End.UnixMilli()) / 1000}
+	for _, u := range resp.Users {
+		qs.add(u.User, u.Tier, "calls", u.Calls)
+		qs.add(u.User, u.Tier, "tokens", u.Tokens)
+	}
+	return qs.list(now), nil
 }
 
 func (e *ExporterSource) scrape(ctx context.Context, client *http.Client) (map[string]*dto.MetricFamily, error) {
@@ -87,40 +125,51 @@ func (e *ExporterSource) scrape(ctx context.Context, client *http.Client) (map[s
 // errNoWindow: the exporter has no rollups to read.
 var errNoWindow = errors.New("the exporter serves no window")
 
-// windowURL is the exporter's window endpoint on the host of its /metrics.
-func (e *ExporterSource) windowURL(days int) (string, error) {
+var (
+	errNotFound    = errors.New("not found")
+	errUnavailable = errors.New("unavailable")
+)
+
+// getJSON decodes a JSON endpoint on the host of the exporter's /metrics.
+func (e *ExporterSource) getJSON(ctx context.Context, client *http.Client, path, query string, v any) error {
 	u, err := url.Parse(e.URL)
 	if err != nil {
-		return "", err
+		return err
 	}
-	u.Path, u.RawQuery = "/api/v1/window", "days="+strconv.Itoa(days)
-	return u.String(), nil
-}
-
-func (e *ExporterSource) window(ctx context.Context, client *http.Client, days int) (*window.Window, error) {
-	target, err := e.windowURL(days)
+	u.Path, u.RawQuery = path, query
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return nil, err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
-	if err != nil {
-		return nil, err
+		return err
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer resp.Body.Close()
 	switch resp.StatusCode {
 	case http.StatusOK:
 	case http.StatusNotFound:
-		return nil, errNoWindow
+		return errNotFound
+	case http.StatusServiceUnavailable:
+		return errUnavailable
 	default:
-		return nil, fmt.Errorf("%s: %s", target, resp.Status)
+		return fmt.Errorf("%s: %s", u, resp.Status)
 	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxExposition)).Decode(v); err != nil {
+		return fmt.Errorf("%s: %w", u, err)
+	}
+	return nil
+}
+
+func (e *ExporterSource) window(ctx context.Context, client *http.Client, days int) (*window.Window, error) {
 	var w window.Window
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxExposition)).Decode(&w); err != nil {
-		return nil, fmt.Errorf("%s: %w", target, err)
+	switch err := e.getJSON(ctx, client, "/api/v1/window", "days="+strconv.Itoa(days), &w); {
+	case errors.Is(err, errNotFound):
+		return nil, errNoWindow
+	case errors.Is(err, errUnavailable):
+		return nil, fmt.Errorf("%s: the exporter is starting", e.URL)
+	case err != nil:
+		return nil, err
 	}
 	return &w, nil
 }
@@ -229,14 +278,7 @@ func FromFamilies(families map[string]*dto.MetricFamily, days int, now time.Time
 	})
 	counter("usage_user_cost_dollars_total", func(l map[string]string, v float64) { s.user(l["user"], l["tier"]).Cost += v })
 	counter("usage_user_tokens_total", func(l map[string]string, v float64) { s.user(l["user"], l["tier"]).Tokens += v })
-	for _, u := range s.Users {
-		for svc, n := range u.ByService {
-			if n > 0 {
-				s.service(svc).UniqueUsers++
-			}
-		}
-	}
-
+	s.countLabelledUsers()
 	s.Quotas = quotasOf(families, now)
 
 	s.averageLatency()

@@ -305,13 +305,7 @@ func (p *PrometheusSource) Snapshot(ctx context.Context, days int, now time.Time
 	if len(pq.errs) > 0 {
 		return nil, errors.Join(pq.errs...)
 	}
-	for _, u := range s.Users {
-		for name, n := range u.ByService {
-			if n > 0 {
-				s.service(name).UniqueUsers++
-			}
-		}
-	}
+	s.countLabelledUsers()
 	s.averageLatency()
 	if len(latency) > 0 {
 		s.Latency.P50, s.Latency.P95, s.Latency.P99 = latency.quantile(0.5), latency.quantile(0.95), latency.quantile(0.99)

@@ -60,11 +60,15 @@ type Overview struct {
 	PeriodStart   string                    `json:"period_start"`
 	PeriodEnd     string                    `json:"period_end"`
 	ByService     map[string]ServiceSummary `json:"by_service"`
-	// ByUserCount counts identified users; requests without a user are
-	// the anonymous figures.
+	// ByUserCount counts the distinct users (the exporter's count of every
+	// user, labelled or not, when it has one); requests without a user are
+	// the anonymous figures, those of users without a label of their own
+	// (past the exporter's users.max_users) the other figures.
 	ByUserCount    int     `json:"by_user_count"`
 	AnonymousCalls float64 `json:"anonymous_calls"`
 	AnonymousCost  float64 `json:"anonymous_cost"`
+	OtherCalls     float64 `json:"other_users_calls"`
+	OtherCost      float64 `json:"other_users_cost"`
 	Meta           *Meta   `json:"meta,omitempty"`
 }
 

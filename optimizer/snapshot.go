@@ -30,11 +30,16 @@ type Snapshot struct {
 	Services  map[string]*ServiceUsage
 	Endpoints map[string]*EndpointUsage
 	Models    map[string]*ModelUsage
-	// Users are the identified users; requests without a user are
-	// Anonymous, reported but not a user.
+	// Users are the users with a label of their own. Requests without a
+	// user are Anonymous, those of users without a label of their own (past
+	// the exporter's users.max_users) Other: reported, never users.
 	Users     map[string]*UserUsage
 	Anonymous *UserUsage
-	Quotas    []QuotaUse
+	Other     *UserUsage
+	// UniqueUsers counts the distinct users of the window, labelled or
+	// not (the exporter's sketch); 0 when unknown.
+	UniqueUsers int
+	Quotas      []QuotaUse
 
 	// Hourly are calls by hour of day (UTC) over the window, and by
 	// api_service (nil when unknown).
@@ -221,15 +226,28 @@ func (s *Snapshot) model(name string) *ModelUsage {
 	return m
 }
 
-// AnonymousUser is the user label of requests without a user.
-const AnonymousUser = window.AnonymousUser
+// AnonymousUser is the user label of requests without a user, OtherUser
+// that of users without a label of their own.
+const (
+	AnonymousUser = window.AnonymousUser
+	OtherUser     = window.OtherUser
+)
+
+// folded reports whether a user label stands for many users, or none.
+func folded(user string) bool { return user == AnonymousUser || user == OtherUser }
 
 func (s *Snapshot) user(name, tier string) *UserUsage {
-	if name == AnonymousUser {
+	switch name {
+	case AnonymousUser:
 		if s.Anonymous == nil {
 			s.Anonymous = &UserUsage{Tier: tier, ByService: map[string]float64{}}
 		}
 		return s.Anonymous
+	case OtherUser:
+		if s.Other == nil {
+			s.Other = &UserUsage{Tier: tier, ByService: map[string]float64{}}
+		}
+		return s.Other
 	}
 	u := s.Users[name]
 	if u == nil {
@@ -237,6 +255,31 @@ func (s *Snapshot) user(name, tier string) *UserUsage {
 		s.Users[name] = u
 	}
 	return u
+}
+
+// countLabelledUsers counts each service's users from the labelled ones,
+// for sources without the exporter's count: a lower bound when users are
+// folded under __other__, which Missing says.
+func (s *Snapshot) countLabelledUsers() {
+	for _, u := range s.Users {
+		for svc, n := range u.ByService {
+			if n > 0 {
+				s.service(svc).UniqueUsers++
+			}
+		}
+	}
+	if s.Other != nil && s.Other.Calls > 0 {
+		s.Missing["users"] = "users past the exporter's users.max_users are folded into __other__: user counts are of the labelled users only (the exporter source, with rollups, counts every user)"
+	}
+}
+
+// userCount is the number of distinct users: the exporter's count when it
+// has one, else the labelled users (a lower bound when some are folded).
+func (s *Snapshot) userCount() int {
+	if s.UniqueUsers > 0 {
+		return max(s.UniqueUsers, len(s.Users))
+	}
+	return len(s.Users)
 }
 
 func sortDays(d []DayUsage) {
@@ -250,6 +293,9 @@ type quotaSet struct {
 }
 
 func (qs *quotaSet) add(user, tier, resource string, v float64) {
+	if folded(user) {
+		return // many users' sum: no one's quota
+	}
 	if qs.byUser == nil {
 		qs.byUser = map[[2]string]*QuotaUse{}
 	}

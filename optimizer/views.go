@@ -57,12 +57,15 @@ func NewReport(s *Snapshot, res Result, pl plans.Config, generated time.Time) *R
 
 	r.Overview = Overview{TotalAPICalls: count(total), TotalCost: money(cost), CostPerCall: 0,
 		PeriodStart: s.Start.UTC().Format(apiTime), PeriodEnd: s.End.UTC().Format(apiTime),
-		ByService: map[string]ServiceSummary{}, ByUserCount: len(s.Users)}
+		ByService: map[string]ServiceSummary{}, ByUserCount: s.userCount()}
 	if total > 0 {
 		r.Overview.CostPerCall = math.Round(cost/total*1e6) / 1e6
 	}
 	if a := s.Anonymous; a != nil {
 		r.Overview.AnonymousCalls, r.Overview.AnonymousCost = count(a.Calls), money(a.Cost)
+	}
+	if o := s.Other; o != nil {
+		r.Overview.OtherCalls, r.Overview.OtherCost = count(o.Calls), money(o.Cost)
 	}
 	for _, name := range slices.Sorted(maps.Keys(s.Services)) {
 		sv := s.Services[name]
@@ -175,11 +178,16 @@ func costs(s *Snapshot) Costs {
 	for _, d := range s.Daily {
 		c.CostTrends = append(c.CostTrends, DayCost{Date: d.Date.Format("2006-01-02"), Cost: money(d.Cost)})
 	}
+	// Cost per user: of every identified user (labelled, or folded under
+	// __other__) over their count.
 	var users float64
 	for _, u := range s.Users {
 		users += u.Cost
 	}
-	if n := len(s.Users); n > 0 {
+	if s.Other != nil {
+		users += s.Other.Cost
+	}
+	if n := s.userCount(); n > 0 {
 		c.CostPerUser = money(users / float64(n))
 	}
 	if s.Anonymous != nil {

@@ -63,6 +63,7 @@ func FromWindow(w *window.Window, days int) *Snapshot {
 			x.ByService[svc] = n
 		}
 	}
+	s.UniqueUsers = w.UniqueUsers
 	for reason, n := range w.Unpriced {
 		s.Unpriced[reason] = n
 	}
