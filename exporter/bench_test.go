@@ -151,7 +151,7 @@ func fi(b *testing.B, path string) int64 {
 
 // BenchmarkScrape gathers and encodes /metrics with 10,000 users and 200 routes.
 func BenchmarkScrape(b *testing.B) {
-	cfg, in := scaleStages(b)
+	cfg, in := scaleStages(b, 10000)
 	reg := in.count.m.reg.(*prometheus.Registry)
 	q := newQuotas(in.ledger.store, cfg, testNow)
 	saved(in, q)
@@ -178,13 +178,13 @@ func BenchmarkScrape(b *testing.B) {
 	}
 }
 
-// scaleStages are the stages after 10,000 users' calls on 200 routes of
-// five services, each user on three services (model calls with tokens on
-// llm and embeddings) and one of the four tiers: the scale the scrape and
-// the checkpoint are measured at, with a real gateway's series per user.
-func scaleStages(b *testing.B) (*Config, *ingester) {
+// scaleStages are the stages after users' calls on 200 routes of five
+// services, each user on three services (model calls with tokens on llm and
+// embeddings) and one of the four tiers: the scale the scrape and the
+// checkpoint are measured at, with a real gateway's series per user.
+func scaleStages(b *testing.B, users int) (*Config, *ingester) {
 	cfg := testConfig("json")
-	cfg.Users.MaxUsers = 10000
+	cfg.Users.MaxUsers = users
 	reg := prometheus.NewRegistry()
 	d, in := newStages(b, cfg, reg)
 	services := []string{"llm", "embeddings", "search", "tts", "stt"}
@@ -192,10 +192,10 @@ func scaleStages(b *testing.B) (*Config, *ingester) {
 	tiers := []string{"trial", "starter", "professional", "enterprise"}
 	codes := []int{200, 400, 429, 500}
 	var buf bytes.Buffer
-	for u := range 10000 {
+	for u := range users {
 		for k := range 3 {
 			s := (u + k) % len(services)
-			fmt.Fprintf(&buf, `{"user_id":"user_%05d","tier":"%s","method":"POST","path":"/api/v1/%s/op%03d","service":"%s","status":%d,"duration_ms":%d`,
+			fmt.Fprintf(&buf, `{"user_id":"user_%06d","tier":"%s","method":"POST","path":"/api/v1/%s/op%03d","service":"%s","status":%d,"duration_ms":%d`,
 				u, tiers[u%len(tiers)], services[s], s*40+u/5%40, services[s], codes[u%len(codes)], 10+u%50*37)
 			switch services[s] {
 			case "llm":
@@ -207,8 +207,8 @@ func scaleStages(b *testing.B) (*Config, *ingester) {
 		}
 	}
 	ingestSync(d, in, &tailer.Batch{Data: buf.Bytes()})
-	if n, _ := in.attr.users.tracker.Len(); n != 10000 {
-		b.Fatalf("%d users, want 10000", n)
+	if n, _ := in.attr.users.tracker.Len(); n != users {
+		b.Fatalf("%d users, want %d", n, users)
 	}
 	if n := len(in.count.routes); n != 200 {
 		b.Fatalf("%d routes, want 200", n)
@@ -220,28 +220,32 @@ func scaleStages(b *testing.B) (*Config, *ingester) {
 // and encoding the state file (positions, ledger, every series), and
 // writing it (temporary file, fsync, rename).
 func BenchmarkCheckpoint(b *testing.B) {
-	_, in := scaleStages(b)
-	dir, err := state.Open(b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer dir.Close()
-	snap := in.snapshot(testNow())
-	b.Run("encode", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			snap = in.snapshot(testNow())
-		}
-		b.ReportMetric(float64(len(snap.data)), "bytes")
-		b.ReportMetric(float64(in.count.m.Lines.Snapshot().Len()), "series")
-	})
-	b.Run("write", func(b *testing.B) {
-		for b.Loop() {
-			if err := dir.WriteBytes(stateFile, snap.data); err != nil {
+	for _, users := range []int{10000, 50000} {
+		b.Run(fmt.Sprint(users/1000, "k"), func(b *testing.B) {
+			_, in := scaleStages(b, users)
+			dir, err := state.Open(b.TempDir())
+			if err != nil {
 				b.Fatal(err)
 			}
-		}
-	})
+			defer dir.Close()
+			snap := in.snapshot(testNow())
+			b.Run("encode", func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					snap = in.snapshot(testNow())
+				}
+				b.ReportMetric(float64(len(snap.data)), "bytes")
+				b.ReportMetric(float64(in.count.m.Lines.Snapshot().Len()), "series")
+			})
+			b.Run("write", func(b *testing.B) {
+				for b.Loop() {
+					if err := dir.WriteBytes(stateFile, snap.data); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		})
+	}
 }
 
 // BenchmarkFollow appends lines to a followed file, 100 lines a write, as

@@ -63,7 +63,7 @@ type userLabels struct {
 
 func newUserLabels(cfg UsersConfig, overflow *series.Series) *userLabels {
 	u := &userLabels{cfg: cfg, byRaw: map[string]*userEntry{}, overflow: overflow,
-		tracker: heavy.New[userInfo](cfg.MaxUsers, max(cfg.MaxUsers, minCandidates))}
+		tracker: heavy.New[userInfo](cfg.MaxUsers, max(2*cfg.MaxUsers, minCandidates))}
 	if cfg.Label != UserLabelRaw {
 		u.mac = hmac.New(sha256.New, []byte(cfg.HashKey))
 	}
@@ -85,7 +85,7 @@ func (u *userLabels) reuse(cfg UsersConfig, overflow *series.Series) *userLabels
 		return newUserLabels(cfg, overflow)
 	}
 	u.cfg, u.overflow = cfg, overflow
-	u.tracker.Resize(cfg.MaxUsers, max(cfg.MaxUsers, minCandidates))
+	u.tracker.Resize(cfg.MaxUsers, max(2*cfg.MaxUsers, minCandidates))
 	return u
 }
 

@@ -51,13 +51,14 @@ func rekeyFrom(scheme string, c UsersConfig) (f func(string) string, ok bool) {
 
 // encodeUsers writes the users part.
 func encodeUsers(u *userLabels, tierOf map[string]int, tierNames []string) []byte {
-	b := append([]byte(nil), usersMagic...)
+	labelled, cands := u.tracker.Len()
+	b := make([]byte, 0, 64+(labelled+cands)*48+len(tierOf)*32)
+	b = append(b, usersMagic...)
 	b = binary.AppendVarint(b, u.decayed)
 	b = binary.AppendUvarint(b, uint64(len(tierNames)))
 	for _, n := range tierNames {
 		b = appendString(b, n)
 	}
-	labelled, cands := u.tracker.Len()
 	b = binary.AppendUvarint(b, uint64(labelled+cands))
 	u.tracker.Each(func(e *userEntry) {
 		b = appendString(b, e.Key)

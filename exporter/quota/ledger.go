@@ -7,6 +7,8 @@ package quota
 import (
 	"encoding/json"
 	"sort"
+	"strconv"
+	"unicode/utf8"
 )
 
 // Usage is what a user used in a period.
@@ -136,17 +138,76 @@ func (l *Ledger) Clone() *Ledger {
 	return c
 }
 
-// MarshalJSON writes {"2025-11-01": {"alice": {"calls": 3, "tokens": 120}}}.
+// MarshalJSON writes {"2025-11-01": {"alice": {"calls": 3, "tokens": 120}}},
+// by hand: at 50,000 users, encoding/json's copy and sort of the maps was
+// most of a checkpoint's time. Users come in map order.
 func (l *Ledger) MarshalJSON() ([]byte, error) {
-	out := make(map[string]map[string]Usage, len(l.periods))
-	for period, users := range l.periods {
-		m := make(map[string]Usage, len(users))
-		for user, u := range users {
-			m[user] = *u
+	b := make([]byte, 0, 64+l.entries*48)
+	b = append(b, '{')
+	for i, period := range l.Periods() {
+		if i > 0 {
+			b = append(b, ',')
 		}
-		out[period] = m
+		b = append(appendJSONString(b, period), ':', '{')
+		first := true
+		for user, u := range l.periods[period] {
+			if !first {
+				b = append(b, ',')
+			}
+			first = false
+			b = append(appendJSONString(b, user), `:{"calls":`...)
+			b = strconv.AppendInt(b, u.Calls, 10)
+			b = append(b, `,"tokens":`...)
+			b = strconv.AppendInt(b, u.Tokens, 10)
+			b = append(b, '}')
+		}
+		b = append(b, '}')
 	}
-	return json.Marshal(out)
+	return append(b, '}'), nil
+}
+
+// appendJSONString appends s as a JSON string, as encoding/json escapes
+// it (invalid UTF-8 becomes U+FFFD).
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c == '\n':
+				b = append(b, '\\', 'n')
+			case c == '\r':
+				b = append(b, '\\', 'r')
+			case c == '\t':
+				b = append(b, '\\', 't')
+			case c == '\b':
+				b = append(b, '\\', 'b')
+			case c == '\f':
+				b = append(b, '\\', 'f')
+			case c < 0x20 || c == '<' || c == '>' || c == '&':
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, `\u202`...)
+			b = append(b, hex[r&0xf])
+		default:
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
 }
 
 // UnmarshalJSON reads what MarshalJSON writes.

@@ -120,3 +120,38 @@ func TestRedisCommitIsAtomicAndIdempotent(t *testing.T) {
 		t.Errorf("unknown instance: %d %v", seq, err)
 	}
 }
+
+// The hand-written JSON of the ledger is what encoding/json reads back, and
+// escapes what encoding/json escapes.
+func TestLedgerJSON(t *testing.T) {
+	l := NewLedger()
+	users := []string{"alice", `quo"te`, `back\slash`, "new\nline", "tab\t", "bell\b\f\x01", "<html>&", "ünï", "bad\xffutf8", "\u2028sep", ""}
+	for i, u := range users {
+		l.Add("2025-11-01", u, int64(i), int64(100*i))
+		l.Add("2025-10-01", u, 1, 1)
+	}
+	data, err := l.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Ledger
+	if err := back.UnmarshalJSON(data); err != nil {
+		t.Fatalf("%v\n%s", err, data)
+	}
+	for _, u := range users {
+		want := l.Get("2025-11-01", u)
+		if u == "bad\xffutf8" {
+			u = "bad\ufffdutf8"
+		}
+		if got := back.Get("2025-11-01", u); got != want {
+			t.Errorf("%q: %+v, want %+v", u, got, want)
+		}
+	}
+	// The same bytes as encoding/json for each key.
+	for _, u := range users {
+		std, _ := json.Marshal(u)
+		if got := appendJSONString(nil, u); string(got) != string(std) {
+			t.Errorf("%q: %s, encoding/json %s", u, got, std)
+		}
+	}
+}

@@ -23,7 +23,20 @@ const magic = "USR1"
 
 // Encode appends the snapshot's encoding to b.
 func (snap *Snapshot) Encode(b []byte) []byte {
-	e := encoder{b: append(b, magic...), strings: map[string]uint64{}}
+	// Sized as the last encoding was: at 50,000 users it is megabytes.
+	var hint [2]int
+	if snap.set != nil {
+		hint = snap.set.encoded
+	}
+	if b == nil {
+		b = make([]byte, 0, hint[0]+hint[0]/8)
+	}
+	e := encoder{b: append(b, magic...), strings: make(map[string]uint64, hint[1])}
+	defer func() {
+		if snap.set != nil {
+			snap.set.encoded = [2]int{len(e.b), len(e.strings)}
+		}
+	}()
 	e.uvarint(uint64(len(snap.fams)))
 	for i := range snap.fams {
 		fs := &snap.fams[i]

@@ -63,6 +63,8 @@ type Set struct {
 	// which checkpoints may replace faster than scrapes come.
 	served atomic.Pointer[Snapshot]
 	seq    uint64 // numbers snapshots, in the order taken
+	// encoded is the size and string count of the last Encode, to size the next.
+	encoded [2]int
 }
 
 // NewSet returns an empty set; now stamps new series' creation.
