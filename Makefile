@@ -7,7 +7,7 @@ FUZZTIME    ?= 10s
 BENCH_DATA  := bench/data
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build run run-optimizer test deps lint unit fuzz fuzz-long bench bench-harness clean
+.PHONY: all build run run-optimizer test deps lint unit fuzz fuzz-long bench bench-harness bench-scale clean
 
 all: build
 
@@ -88,6 +88,11 @@ bench-harness: build $(BENCH_DATA)/access-1m.log
 		-u http://127.0.0.1:19816/metrics -m usage_requests_total -e 1000000 -r 7 -n usage-exporter -- \
 		$(CURDIR)/usage-exporter --log.path=$(CURDIR)/$(BENCH_DATA)/run/access.log --log.format=nginx --log.start=end \
 		--state.dir=$(CURDIR)/$(BENCH_DATA)/state --web.listen-address=127.0.0.1:19816
+
+# The built binaries at 1,000, 10,000 and 50,000 users (500,000 JSON lines each): series, scrape
+# time and size, RSS, the state file, the optimizer's overview (docs/benchmarks.md).
+bench-scale: build
+	$(GO) run ./bench/scale -exporter ./usage-exporter -optimizer ./usage-optimizer -dir $(BENCH_DATA)/scale
 
 clean:
 	rm -rf usage-exporter usage-optimizer .state $(BENCH_DATA)
