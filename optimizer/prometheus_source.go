@@ -187,8 +187,15 @@ func (p *PrometheusSource) Snapshot(ctx context.Context, days int, now time.Time
 	}
 	s := newSnapshot(days, now)
 	s.Source = p.Name()
+	rec, err := findRecorded(ctx, p.Q, s.Start, now)
+	if err != nil {
+		return nil, err
+	}
+	s.RecordingRules = rec.used()
 	pq := &promQueries{ctx: ctx, q: p.Q}
-	win := func(metric, by string, f func(l model.Metric, v float64)) { pq.window(metric, by, s.Start, now, f) }
+	win := func(metric, by string, f func(l model.Metric, v float64)) {
+		pq.window(rec.rewrite(metric, by), by, s.Start, now, f)
+	}
 
 	svc := func(l model.Metric) *ServiceUsage { return s.service(string(l["api_service"])) }
 	win("usage_requests_total", "api_service", func(l model.Metric, v float64) { svc(l).Calls = v })
@@ -284,7 +291,7 @@ func (p *PrometheusSource) Snapshot(ctx context.Context, days int, now time.Time
 	s.Hourly = make([]float64, 24)
 	s.HourlyByService = map[string][]float64{}
 	step := profileStep(days)
-	pq.profile("sum by (api_service) (usage_requests_total)", s.Start, now, step, func(l model.Metric, end time.Time, inc float64) {
+	pq.profile("sum by (api_service) ("+rec.rewrite("usage_requests_total", "api_service")+")", s.Start, now, step, func(l model.Metric, end time.Time, inc float64) {
 		h := inStep(end).Hour()
 		s.Hourly[h] += inc
 		name := string(l["api_service"])

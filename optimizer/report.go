@@ -38,6 +38,9 @@ type Meta struct {
 	Stale              bool              `json:"stale,omitempty"`
 	Error              string            `json:"error,omitempty"`
 	Missing            map[string]string `json:"missing,omitempty"`
+	// RecordingRules are the recording rules' series the Prometheus source
+	// read instead of the raw series (prometheus/rules/usage-recording.yml).
+	RecordingRules []string `json:"recording_rules,omitempty"`
 	// UnpricedCalls could not be priced (by reason): the costs leave them
 	// out, so they are a floor. UnpricedSharePercent is their share of calls.
 	UnpricedCalls        map[string]float64 `json:"unpriced_calls"`

@@ -57,6 +57,8 @@ type Snapshot struct {
 	GPU *GPUUsage
 	// Missing lists data the source could not provide, with the reason.
 	Missing map[string]string
+	// RecordingRules are the recorded series read instead of raw ones.
+	RecordingRules []string
 }
 
 // ServiceUsage is one api_service's traffic.

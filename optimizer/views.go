@@ -47,7 +47,7 @@ func NewReport(s *Snapshot, res Result, pl plans.Config, generated time.Time) *R
 	r := &Report{Days: s.Days, GeneratedAt: generated.UTC()}
 	total, cost := s.TotalCalls(), s.TotalCost()
 	r.Meta = Meta{Source: s.Source, SinceExporterStart: s.SinceStart, WindowStart: s.Start.UTC(), WindowEnd: s.End.UTC(),
-		WindowSeconds: math.Round(s.Window.Seconds()), GeneratedAt: r.GeneratedAt, Missing: s.Missing,
+		WindowSeconds: math.Round(s.Window.Seconds()), GeneratedAt: r.GeneratedAt, Missing: s.Missing, RecordingRules: s.RecordingRules,
 		UnpricedCalls: map[string]float64{}, UnpricedSharePercent: percent(s.UnpricedCalls(), total)}
 	for reason, n := range s.Unpriced {
 		if count(n) > 0 {

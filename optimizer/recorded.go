@@ -1,0 +1,107 @@
+package optimizer
+
+import (
+	"context"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/prometheus/common/model"
+)
+
+// RecordedSums are the recording rules of prometheus/rules/usage-recording.yml
+// (group usage-sums) that sum an exporter counter without some labels,
+// keeping instance and job: the same counters with fewer series. Where one
+// has the labels a query groups and filters by, the Prometheus source reads
+// it instead of the raw series, so a 90-day window reads one series per
+// service and status code, not one per route and method. A test holds this
+// table to the rule file.
+var RecordedSums = []RecordedSum{
+	{"usage_requests_total", "api_service_code:usage_requests_total:sum", []string{"api_service", "code"}},
+	{"usage_request_duration_seconds_bucket", "api_service_le:usage_request_duration_seconds_bucket:sum", []string{"api_service", "le"}},
+	{"usage_request_duration_seconds_sum", "api_service:usage_request_duration_seconds_sum:sum", []string{"api_service"}},
+	{"usage_request_duration_seconds_count", "api_service:usage_request_duration_seconds_count:sum", []string{"api_service"}},
+}
+
+// RecordedSum is one of them.
+type RecordedSum struct {
+	Metric, Record string
+	Labels         []string // the labels the rule keeps, besides instance and job
+}
+
+// recorded maps a raw counter to the recorded sum that replaces it in this
+// snapshot.
+type recorded map[string]RecordedSum
+
+// findRecorded asks Prometheus which recorded sums to read: those with
+// samples at the window's end and at its start, or at its end only when the
+// raw counter had none at the start either. A rule added within the window
+// of an older counter would count from zero what happened before it: the
+// raw series are read then.
+func findRecorded(ctx context.Context, q Querier, start, end time.Time) (recorded, error) {
+	var names []string
+	for _, r := range RecordedSums {
+		names = append(names, regexp.QuoteMeta(r.Record), regexp.QuoteMeta(r.Metric))
+	}
+	query := `group by (__name__) ({__name__=~"` + strings.Join(names, "|") + `"})`
+	var at [2]map[string]bool
+	for i, t := range []time.Time{start, end} {
+		vec, err := q.Query(ctx, query, t)
+		if err != nil {
+			return nil, err
+		}
+		at[i] = map[string]bool{}
+		for _, smp := range vec {
+			at[i][string(smp.Metric[model.MetricNameLabel])] = true
+		}
+	}
+	out := recorded{}
+	for _, r := range RecordedSums {
+		if at[1][r.Record] && (at[0][r.Record] || !at[0][r.Metric]) {
+			out[r.Metric] = r
+		}
+	}
+	return out, nil
+}
+
+var matcherLabel = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)`)
+
+// rewrite returns selector (a metric name with optional matchers) on the
+// recorded sum when there is one with every label of by and of the
+// matchers, else selector.
+func (r recorded) rewrite(selector, by string) string {
+	name, matchers, _ := strings.Cut(selector, "{")
+	sum, ok := r[name]
+	if !ok {
+		return selector
+	}
+	var need []string
+	for _, l := range strings.Split(by, ",") {
+		if l = strings.TrimSpace(l); l != "" {
+			need = append(need, l)
+		}
+	}
+	for _, m := range matcherLabel.FindAllStringSubmatch(matchers, -1) {
+		need = append(need, m[1])
+	}
+	for _, l := range need {
+		if !slices.Contains(sum.Labels, l) {
+			return selector
+		}
+	}
+	if matchers != "" {
+		return sum.Record + "{" + matchers
+	}
+	return sum.Record
+}
+
+// used lists the recorded sums read, for the report's meta.
+func (r recorded) used() []string {
+	var out []string
+	for _, sum := range r {
+		out = append(out, sum.Record)
+	}
+	slices.Sort(out)
+	return out
+}
