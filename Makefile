@@ -7,7 +7,7 @@ FUZZTIME    ?= 10s
 BENCH_DATA  := bench/data
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build run run-optimizer test deps lint unit fuzz fuzz-long bench bench-harness bench-scale clean
+.PHONY: all build run run-optimizer test deps lint unit fuzz fuzz-long bench bench-harness bench-scale dashboards clean
 
 all: build
 
@@ -25,6 +25,10 @@ run-optimizer: build
 
 # Every test: lint, unit and integration tests (race detector on), and a short fuzz run per parser.
 test: deps lint unit fuzz
+
+# grafana/dashboards/*.json from grafana/*.go (committed; a test fails when they differ).
+dashboards:
+	cd grafana && $(GO) generate ./...
 
 # System packages the integration tests start for real.
 deps:

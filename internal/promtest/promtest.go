@@ -29,6 +29,20 @@ type Server struct {
 // scraping targets (host:port) every interval.
 func Start(t testing.TB, interval time.Duration, targets ...string) *Server {
 	t.Helper()
+	quoted := make([]string, len(targets))
+	for i, tg := range targets {
+		quoted[i] = fmt.Sprintf("%q", tg)
+	}
+	cfg := fmt.Sprintf("global:\n  scrape_interval: %s\n  scrape_timeout: %s\nscrape_configs:\n  - job_name: test\n    static_configs:\n      - targets: [%s]\n",
+		interval, interval, strings.Join(quoted, ", "))
+	return StartConfig(t, cfg, "")
+}
+
+// StartConfig runs prometheus with the configuration cfg, written as
+// prometheus.yml into dir (a new temporary directory when empty), so that
+// relative rule_files resolve there; extra flags follow.
+func StartConfig(t testing.TB, cfg, dir string, flags ...string) *Server {
+	t.Helper()
 	bin, err := exec.LookPath("prometheus")
 	if err != nil {
 		t.Fatalf("prometheus not installed (make deps installs it): %v", err)
@@ -39,13 +53,9 @@ func Start(t testing.TB, interval time.Duration, targets ...string) *Server {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	dir := t.TempDir()
-	quoted := make([]string, len(targets))
-	for i, tg := range targets {
-		quoted[i] = fmt.Sprintf("%q", tg)
+	if dir == "" {
+		dir = t.TempDir()
 	}
-	cfg := fmt.Sprintf("global:\n  scrape_interval: %s\n  scrape_timeout: %s\nscrape_configs:\n  - job_name: test\n    static_configs:\n      - targets: [%s]\n",
-		interval, interval, strings.Join(quoted, ", "))
 	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -54,8 +64,8 @@ func Start(t testing.TB, interval time.Duration, targets ...string) *Server {
 		t.Fatal(err)
 	}
 	s := &Server{URL: "http://" + addr, dir: dir, log: logf}
-	s.cmd = exec.Command(bin, "--config.file="+filepath.Join(dir, "prometheus.yml"),
-		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr)
+	s.cmd = exec.Command(bin, append([]string{"--config.file=" + filepath.Join(dir, "prometheus.yml"),
+		"--storage.tsdb.path=" + filepath.Join(dir, "data"), "--web.listen-address=" + addr}, flags...)...)
 	// Dies with the test binary, even one killed by go test's timeout.
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
