@@ -72,7 +72,7 @@ func user() (dashboard.Dashboard, error) {
 			WithTransformation(organize([]string{"Time"}, map[string]string{"Value": "calls (all users)"})).
 			Unit("short").Footer(footer()))).
 		WithPanel(place(l, 12, 8, timeseries.NewPanelBuilder().Title("Latency p95 of the services used").Unit("s").
-			WithTarget(query("A", fmt.Sprintf(`histogram_quantile(0.95, sum by (api_service, le) (rate(usage_request_duration_seconds_bucket[$__rate_interval]))) and %s`, theirServices), "p95 {{api_service}}")))).
+			WithTarget(query("A", fmt.Sprintf(`(histogram_quantile(0.95, sum by (api_service) (rate(usage_request_duration_seconds[$__rate_interval]))) or histogram_quantile(0.95, sum by (api_service, le) (rate(usage_request_duration_seconds_bucket[$__rate_interval])))) and %s`, theirServices), "p95 {{api_service}}")))).
 		WithPanel(place(l, 12, 8, timeseries.NewPanelBuilder().Title("Errors of the services used").Unit("percentunit").Min(0).
 			WithTarget(query("A", fmt.Sprintf(`(sum by (api_service) (rate(usage_requests_total{code!~"[23].."}[$__rate_interval])) / sum by (api_service) (rate(usage_requests_total[$__rate_interval]))) and %s`, theirServices), "{{api_service}}"))))
 	return b.Build()
