@@ -7,17 +7,22 @@ FUZZTIME    ?= 10s
 BENCH_DATA  := bench/data
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build run run-optimizer test deps lint unit fuzz fuzz-long bench bench-harness bench-scale dashboards clean
+.PHONY: all build run run-optimizer test deps lint unit fuzz fuzz-long bench bench-harness bench-scale dashboards manifests demo clean
 
 all: build
 
+# Static binaries with their version from git (scripts/build-static.sh, as the Dockerfile builds them).
 build:
-	$(GO) build -o usage-exporter ./cmd/usage-exporter
-	$(GO) build -o usage-optimizer ./cmd/usage-optimizer
+	GO=$(GO) ./scripts/build-static.sh .
 
 # The exporter on the sample logs shipped in examples/: http://localhost:9816/metrics
 run: build
 	./usage-exporter --config.file=examples/usage-exporter.yml --state.dir=.state --log.start=beginning
+
+# Demo traffic, the exporter, the optimizer and Prometheus (when installed) on local ports, state in
+# .demo/: scripts/demo.sh prints the URLs; Ctrl-C stops it all.
+demo: build
+	./scripts/demo.sh
 
 # The optimizer reading the exporter of `make run` (start that first): http://localhost:9817/
 run-optimizer: build
@@ -29,6 +34,11 @@ test: deps lint unit fuzz
 # grafana/dashboards/*.json from grafana/*.go (committed; a test fails when they differ).
 dashboards:
 	cd grafana && $(GO) generate ./...
+	$(MAKE) manifests
+
+# deploy/kubernetes from prometheus/rules and grafana/dashboards (committed; a test fails when they differ).
+manifests:
+	cd deploy && $(GO) generate ./...
 
 # System packages the integration tests start for real.
 deps:
@@ -99,4 +109,4 @@ bench-scale: build
 	$(GO) run ./bench/scale -exporter ./usage-exporter -optimizer ./usage-optimizer -dir $(BENCH_DATA)/scale
 
 clean:
-	rm -rf usage-exporter usage-optimizer .state $(BENCH_DATA)
+	rm -rf usage-exporter usage-optimizer usage-demo .state .demo $(BENCH_DATA)
