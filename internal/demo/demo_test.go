@@ -285,4 +285,3 @@ func TestDemoEndToEnd(t *testing.T) {
 		time.Sleep(time.Second)
 	}
 }
-
