@@ -242,15 +242,20 @@ func TestExporterSourceExact(t *testing.T) {
 	now := time.Now()
 	// Each block spans two seconds from the start of a minute: one UTC day.
 	old := appendLines(t, log, 1000, now.Add(-73*time.Hour).Truncate(time.Minute))
-	tr := appendLines(t, log, 2000, now.Add(-time.Hour).Truncate(time.Minute))
+	// The newer block in this minute: in the current billing period, even in
+	// the first hour of a month (its quota series are then served).
+	tr := appendLines(t, log, 2000, now.Truncate(time.Minute))
 	url, reg := startExporter(t, log)
 	eventually(t, "3000 parsed lines", 30*time.Second, func() bool { return parsedLines(t, reg) == 3000 })
 
-	// The quota of the current billing period counts the lines dated in it.
+	// The quota of the current billing period counts the lines dated in it
+	// (in the first hour of a month, neither block is).
 	period := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
-	wantUsed := 2000.0
-	if !old.first.Before(period) {
-		wantUsed += 1000
+	var wantUsed float64
+	for _, block := range []traffic{old, tr} {
+		if !block.first.Before(period) {
+			wantUsed += block.total()
+		}
 	}
 	src := &ExporterSource{URL: url + "/metrics"}
 	var s *Snapshot
