@@ -14,7 +14,11 @@ ARG BRANCH=unknown
 RUN VERSION="$VERSION" REVISION="$REVISION" BRANCH="$BRANCH" BUILD_USER=docker ./scripts/build-static.sh /out \
  && mkdir -p /dirs/var/lib/usage-exporter /dirs/demo/logs
 
+FROM busybox:1.37.0-musl AS busybox
+
 FROM gcr.io/distroless/static-debian12:nonroot
+# busybox is static (musl); named wget, it is wget: the compose file's healthchecks use it.
+COPY --from=busybox /bin/busybox /usr/local/bin/wget
 COPY --from=build /out/usage-exporter /out/usage-optimizer /out/usage-demo /usr/local/bin/
 # Directories the named volumes start from, owned by the image's user (distroless has no shell).
 COPY --from=build --chown=65532:65532 /dirs/ /

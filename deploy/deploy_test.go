@@ -124,7 +124,7 @@ type composeFile struct {
 }
 
 // Every path the compose file mounts exists; named volumes are declared;
-// images are pinned; every target of prometheus.yml and of the Grafana data
+// images are pinned; every service has a healthcheck; every target of prometheus.yml and of the Grafana data
 // source is a compose service and port; Grafana's dashboard provider reads
 // the directory the dashboards are mounted at, and its home dashboard is
 // one of them.
@@ -135,6 +135,9 @@ func TestComposeMatchesTheRepository(t *testing.T) {
 	for name, s := range c.Services {
 		if s.Image == "" || (!strings.Contains(s.Image, ":") || strings.HasSuffix(s.Image, ":latest")) {
 			t.Errorf("%s: image %q not pinned", name, s.Image)
+		}
+		if s.Healthcheck == nil {
+			t.Errorf("%s: no healthcheck", name)
 		}
 		for _, v := range s.Volumes {
 			parts := strings.Split(v, ":")
