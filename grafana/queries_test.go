@@ -4,11 +4,14 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/grafana/grafana-foundation-sdk/go/cog/plugins"
+	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
 	"github.com/prometheus/prometheus/promql/parser"
 	"gopkg.in/yaml.v3"
 )
@@ -216,5 +219,26 @@ func TestEveryPanelIsDescribed(t *testing.T) {
 			t.Errorf("%s: panel %q is not in docs/dashboards.md", q.Board, q.Panel)
 		}
 		seen[q.Panel] = true
+	}
+}
+
+// The committed JSON reads back through the SDK's strict parser (every
+// field known, every panel and query of a known kind): what Grafana's
+// schema would refuse fails here.
+func TestDashboardsReadBackStrictly(t *testing.T) {
+	plugins.RegisterDefaultPlugins()
+	for _, b := range Boards() {
+		data, err := os.ReadFile(filepath.Join("dashboards", b.File))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d dashboard.Dashboard
+		// The SDK returns a typed nil on success.
+		if err := d.UnmarshalJSONStrict(data); err != nil && !reflect.ValueOf(err).IsNil() {
+			t.Errorf("%s: %v", b.File, err)
+		}
+		if d.Uid == nil || len(d.Panels) < 8 {
+			t.Errorf("%s: read back %v uid, %d panels", b.File, d.Uid, len(d.Panels))
+		}
 	}
 }
