@@ -26,7 +26,7 @@ func main() {
 		dir      = app.Flag("dir", "Directory of the logs (gateway.log, nginx-access.log).").Default("demo-logs").String()
 		rate     = app.Flag("rate", "Calls a second at the busiest hour (fewer at night).").Default("20").Float64()
 		users    = app.Flag("users", "Demo users (user-001, ...; every fourth on each tier).").Default("60").Int()
-		backfill = app.Flag("backfill", "Calls dated over this span before now, written at start (within this month), so that dashboards and quotas fill at once.").Default("2h").Duration()
+		backfill = app.Flag("backfill", "Calls dated over this span before now, written at start, so that dashboards and quotas fill at once.").Default("2h").Duration()
 		listen   = app.Flag("litellm.listen-address", "Where LiteLLM's /metrics is served; empty serves none.").Default(":4000").String()
 		seed     = app.Flag("seed", "Random seed.").Default("1").Uint64()
 	)

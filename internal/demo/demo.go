@@ -355,14 +355,12 @@ func (d *Demo) Run(done <-chan struct{}, peak float64, tick time.Duration, now f
 	}
 }
 
-// Backfill writes the calls of the span before now (within the current
-// month, so that they count toward this period's quotas), a minute at a
-// time, at the rate of each minute.
+// Backfill writes the calls of the span before now, a minute at a time, at
+// the rate of each minute: the dashboards have history at once, and the
+// heavy users are past their quota (unless the month began within the
+// span: the calls before it count toward the last period).
 func (d *Demo) Backfill(span time.Duration, peak float64, now time.Time) error {
 	start := now.Add(-span)
-	if month := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC); start.Before(month) {
-		start = month
-	}
 	for t := start; t.Before(now); t = t.Add(time.Minute) {
 		end := t.Add(time.Minute)
 		if end.After(now) {
