@@ -7,7 +7,7 @@ FUZZTIME    ?= 10s
 BENCH_DATA  := bench/data
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build run run-optimizer test deps lint unit fuzz fuzz-long bench bench-harness bench-scale dashboards manifests demo clean
+.PHONY: all build run run-optimizer test deps lint unit fuzz fuzz-long bench bench-harness bench-scale bench-history dashboards manifests demo clean
 
 all: build
 
@@ -32,6 +32,11 @@ run-optimizer: build
 test: deps lint unit fuzz
 
 # grafana/dashboards/*.json from grafana/*.go (committed; a test fails when they differ).
+# 90 days of 1,000 users backfilled into a real Prometheus, then the optimizer's 90-day window
+# through it, raw and with the recording rules (docs/benchmarks.md).
+bench-history: build deps
+	$(GO) run ./bench/history -exporter ./usage-exporter -dir $(BENCH_DATA)/history
+
 dashboards:
 	cd grafana && $(GO) generate ./...
 	$(MAKE) manifests

@@ -318,12 +318,7 @@ func saved(in *ingester, q *quotas) {
 	publish(in)
 }
 
-func publish(in *ingester) {
-	set := in.count.m.Lines
-	set.Publish(set.Snapshot())
-	set.Published().Served()
-	set.Publish(set.Snapshot())
-}
+func publish(in *ingester) { releaseAll(in.count.m.Lines) }
 
 // An nginx line of the model service names no model and carries no
 // tokens: it is counted as unpriced (no_model), never as free, unless the

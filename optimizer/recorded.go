@@ -8,27 +8,20 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
+
+	rules "github.com/usage-exporter/usage-exporter/internal/recorded"
 )
 
 // RecordedSums are the recording rules of prometheus/rules/usage-recording.yml
-// (group usage-sums) that sum an exporter counter without some labels,
-// keeping instance and job: the same counters with fewer series. Where one
-// has the labels a query groups and filters by, the Prometheus source reads
-// it instead of the raw series, so a 90-day window reads one series per
-// service and status code, not one per route and method. A test holds this
-// table to the rule file.
-var RecordedSums = []RecordedSum{
-	{"usage_requests_total", "api_service_code:usage_requests_total:sum", []string{"api_service", "code"}},
-	{"usage_request_duration_seconds_bucket", "api_service_le:usage_request_duration_seconds_bucket:sum", []string{"api_service", "le"}},
-	{"usage_request_duration_seconds_sum", "api_service:usage_request_duration_seconds_sum:sum", []string{"api_service"}},
-	{"usage_request_duration_seconds_count", "api_service:usage_request_duration_seconds_count:sum", []string{"api_service"}},
-}
+// that sum an exporter counter without some labels, keeping instance and
+// job: the same counters with fewer series. Where one has the labels a
+// query groups and filters by, the Prometheus source reads it instead of the
+// raw series, so a 90-day window reads one series per service and status
+// code, not one per route and method.
+var RecordedSums = rules.Sums
 
 // RecordedSum is one of them.
-type RecordedSum struct {
-	Metric, Record string
-	Labels         []string // the labels the rule keeps, besides instance and job
-}
+type RecordedSum = rules.Sum
 
 // recorded maps a raw counter to the recorded sum that replaces it in this
 // snapshot.

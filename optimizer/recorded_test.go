@@ -37,6 +37,10 @@ func TestRecordedSumsMatchTheRules(t *testing.T) {
 		"usage_request_duration_seconds_bucket": {"api_service", "route", "le"},
 		"usage_request_duration_seconds_sum":    {"api_service", "route"},
 		"usage_request_duration_seconds_count":  {"api_service", "route"},
+		"usage_user_requests_total":             {"user", "tier", "api_service"},
+	}
+	if len(RecordedSums) != 5 {
+		t.Errorf("%d recorded sums in the table", len(RecordedSums))
 	}
 	sumWithout := regexp.MustCompile(`^sum without \(([^)]*)\) \((\w+)\)$`)
 	for _, r := range RecordedSums {
@@ -50,6 +54,9 @@ func TestRecordedSumsMatchTheRules(t *testing.T) {
 		})
 		if !slices.Equal(kept, r.Labels) {
 			t.Errorf("%s keeps %v, the table says %v", r.Record, kept, r.Labels)
+		}
+		if without := strings.Split(strings.ReplaceAll(m[1], " ", ""), ","); !slices.Equal(without, r.Without) {
+			t.Errorf("%s sums without %v, the table says %v", r.Record, without, r.Without)
 		}
 	}
 }

@@ -45,9 +45,12 @@ func run() int {
 				Envar("REDIS_HOST").String()
 		redisPort = app.Flag("redis.port", "Redis port, with --redis.host.").Default("6379").Envar("REDIS_PORT").String()
 	)
+	app.Command("serve", "Follow the logs and serve /metrics (the default).").Default()
+	bf := backfillCommand(app)
 	app.Version(version.Print("usage-exporter"))
 	app.HelpFlag.Short('h')
-	if _, err := app.Parse(os.Args[1:]); err != nil {
+	command, err := app.Parse(os.Args[1:])
+	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
@@ -86,6 +89,9 @@ func run() int {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "usage-exporter:", err)
 		return 1
+	}
+	if command == "backfill" {
+		return bf.run(cfg)
 	}
 	if *configCheck {
 		prices, err := pricing.Load(cfg.Pricing)

@@ -88,3 +88,23 @@ func checkPattern(p string) error {
 	_, err := path.Match(p, "x")
 	return err
 }
+
+// PositionOf is the position offset bytes into the file at name, matched by
+// the source pattern, as the tailer records it: the file's identity and the
+// fingerprint of its first line. A backfill hands it to the live exporter.
+func PositionOf(source, name string, offset int64) (Position, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return Position{}, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return Position{}, err
+	}
+	hash, n, err := fingerprint(f)
+	if err != nil {
+		return Position{}, err
+	}
+	return Position{Source: source, Path: name, FileID: idOf(fi), Fingerprint: hash, FingerprintLen: n, Offset: offset}, nil
+}
