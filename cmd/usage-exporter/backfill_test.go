@@ -95,16 +95,7 @@ func writeGz(t *testing.T, path string, lines [][]byte, mtime time.Time) {
 
 func instantValues(t *testing.T, prom *promtest.Server, q string, at time.Time, label string) map[string]float64 {
 	t.Helper()
-	res, err := prom.QueryAt(q, at)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]float64{}
-	for _, s := range res {
-		v, _ := strconv.ParseFloat(s.Value[1].(string), 64)
-		out[s.Metric[label]] = v
-	}
-	return out
+	return prom.ValuesAt(t, q, at, func(m map[string]string) string { return m[label] })
 }
 
 // A month of logs (two gzipped rotations and the live file) backfilled by

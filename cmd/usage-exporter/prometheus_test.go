@@ -153,16 +153,7 @@ func TestPrometheusSeesExactlyWhatWasWritten(t *testing.T) {
 	at := time.UnixMilli(int64(math.Round(last * 1000)))
 	query := func(q string) map[string]float64 {
 		t.Helper()
-		res, err := prom.QueryAt(q, at)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out := map[string]float64{}
-		for _, s := range res {
-			v, _ := strconv.ParseFloat(s.Value[1].(string), 64)
-			out[s.Metric["api_service"]+s.Metric["direction"]] = v
-		}
-		return out
+		return prom.ValuesAt(t, q, at, func(m map[string]string) string { return m["api_service"] + m["direction"] })
 	}
 	calls := query(`sum by (api_service) (increase(usage_requests_total[1h]))`)
 	counts := query(`sum by (api_service) (increase(usage_request_duration_seconds_count[1h]))`)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -163,4 +164,21 @@ func (s *Server) WaitFor(t testing.TB, q string, timeout time.Duration) []Sample
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// ValuesAt runs q at at and returns its values by key(labels), failing the
+// test on an error.
+func (s *Server) ValuesAt(t testing.TB, q string, at time.Time, key func(labels map[string]string) string) map[string]float64 {
+	t.Helper()
+	res, err := s.QueryAt(q, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, smp := range res {
+		str, _ := smp.Value[1].(string)
+		v, _ := strconv.ParseFloat(str, 64)
+		out[key(smp.Metric)] = v
+	}
+	return out
 }
