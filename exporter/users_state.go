@@ -1,6 +1,8 @@
 package exporter
 
 import (
+	"github.com/usage-exporter/usage-exporter/internal/wire"
+
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -95,23 +97,23 @@ func decodeUsers(data []byte) (*savedUsers, error) {
 	if len(data) < len(usersMagic) || string(data[:len(usersMagic)]) != usersMagic {
 		return nil, errors.New("users: not a users part")
 	}
-	d := partDecoder{b: data[len(usersMagic):]}
-	s := &savedUsers{decayed: d.varint(), tierOf: map[string]int{}}
-	for n := d.count(1); n > 0 && d.err == nil; n-- {
-		s.names = append(s.names, d.string())
+	d := wire.NewReader(data[len(usersMagic):], errors.New("users: truncated or corrupt"))
+	s := &savedUsers{decayed: d.Varint(), tierOf: map[string]int{}}
+	for n := d.Count(1); n > 0 && d.Err == nil; n-- {
+		s.names = append(s.names, d.Str())
 	}
-	for n := d.count(18); n > 0 && d.err == nil; n-- {
-		e := &userEntry{Key: d.string(), Count: d.float(), Err: d.float(), Slot: int(min(d.uvarint(), math.MaxInt32))}
+	for n := d.Count(18); n > 0 && d.Err == nil; n-- {
+		e := &userEntry{Key: d.Str(), Count: d.Float64(), Err: d.Float64(), Slot: int(min(d.Uvarint(), math.MaxInt32))}
 		s.entries = append(s.entries, e)
 	}
-	for n := d.count(2); n > 0 && d.err == nil; n-- {
-		id, t := d.string(), d.uvarint()
+	for n := d.Count(2); n > 0 && d.Err == nil; n-- {
+		id, t := d.Str(), d.Uvarint()
 		if t < uint64(len(s.names)) {
 			s.tierOf[id] = int(t)
 		}
 	}
-	if d.err != nil {
-		return nil, d.err
+	if d.Err != nil {
+		return nil, d.Err
 	}
 	return s, nil
 }
@@ -186,69 +188,4 @@ func restoreUserState(cp *checkpoint, st *carried, c UsersConfig, m *Metrics, lo
 	}
 	st.users, st.tierOf, st.tierNames = restoreUsers(saved, cp.UserIDs, c, m.seriesOverflow.With(overflowUser, ""))
 	return relabel
-}
-
-// partDecoder reads a part's varints, floats and strings, failing once.
-type partDecoder struct {
-	b   []byte
-	err error
-}
-
-func (d *partDecoder) fail() {
-	if d.err == nil {
-		d.err = errors.New("users: truncated or corrupt")
-	}
-	d.b = nil
-}
-
-func (d *partDecoder) uvarint() uint64 {
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.fail()
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *partDecoder) varint() int64 {
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.fail()
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-// count reads a count of items of at least size bytes each, bounded by
-// what is left.
-func (d *partDecoder) count(size int) int {
-	n := d.uvarint()
-	if n > uint64(len(d.b)/size) {
-		d.fail()
-		return 0
-	}
-	return int(n)
-}
-
-func (d *partDecoder) float() float64 {
-	if len(d.b) < 8 {
-		d.fail()
-		return 0
-	}
-	v := math.Float64frombits(binary.LittleEndian.Uint64(d.b))
-	d.b = d.b[8:]
-	return v
-}
-
-func (d *partDecoder) string() string {
-	n := d.uvarint()
-	if n > uint64(len(d.b)) {
-		d.fail()
-		return ""
-	}
-	s := string(d.b[:n])
-	d.b = d.b[n:]
-	return s
 }

@@ -1,6 +1,8 @@
 package litellm
 
 import (
+	"github.com/usage-exporter/usage-exporter/internal/wire"
+
 	"encoding/binary"
 	"errors"
 	"math"
@@ -63,90 +65,34 @@ func (p *Processes) UnmarshalBinary(data []byte) error {
 	if len(data) < len(processesMagic) || string(data[:len(processesMagic)]) != processesMagic {
 		return errCorrupt
 	}
-	r := reader{b: data[len(processesMagic):]}
+	r := wire.NewReader(data[len(processesMagic):], errCorrupt)
 	targets := map[string]map[processKey]*baseline{}
-	for nt := r.uvarint(); nt > 0 && r.err == nil; nt-- {
-		name := r.string()
+	for nt := r.Uvarint(); nt > 0 && r.Err == nil; nt-- {
+		name := r.Str()
 		procs := map[processKey]*baseline{}
-		for np := r.uvarint(); np > 0 && r.err == nil; np-- {
-			b := &baseline{start: math.Float64frombits(r.uint64())}
-			endpoint := r.string()
-			b.seen = time.Unix(0, r.varint())
-			n := r.uvarint()
-			if r.err == nil && n > uint64(len(r.b))/16 {
-				r.err = errCorrupt
-			}
-			if r.err != nil {
+		for np := r.Uvarint(); np > 0 && r.Err == nil; np-- {
+			b := &baseline{start: r.Float64()}
+			endpoint := r.Str()
+			b.seen = time.Unix(0, r.Varint())
+			n := r.Count(16) // an id and a value, 8 bytes each
+			if r.Err != nil {
 				break
 			}
 			b.ids, b.vals = make([]uint64, n), make([]float64, n)
 			for i := range b.ids {
-				b.ids[i] = r.uint64()
+				b.ids[i] = r.Uint64()
 			}
 			for i := range b.vals {
-				b.vals[i] = math.Float64frombits(r.uint64())
+				b.vals[i] = r.Float64()
 			}
 			b.rebuildIndex()
 			procs[processKey{start: b.start, endpoint: endpoint}] = b
 		}
 		targets[name] = procs
 	}
-	if r.err != nil || len(r.b) != 0 {
+	if r.Err != nil || len(r.B) != 0 {
 		return errCorrupt
 	}
 	p.targets = targets
 	return nil
-}
-
-// reader reads what MarshalBinary appended; the first error sticks.
-type reader struct {
-	b   []byte
-	err error
-}
-
-func (r *reader) uvarint() uint64 {
-	if r.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.err = errCorrupt
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *reader) varint() int64 {
-	if r.err != nil {
-		return 0
-	}
-	v, n := binary.Varint(r.b)
-	if n <= 0 {
-		r.err = errCorrupt
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *reader) uint64() uint64 {
-	if r.err != nil || len(r.b) < 8 {
-		r.err = errCorrupt
-		return 0
-	}
-	v := binary.LittleEndian.Uint64(r.b)
-	r.b = r.b[8:]
-	return v
-}
-
-func (r *reader) string() string {
-	n := r.uvarint()
-	if r.err != nil || n > uint64(len(r.b)) {
-		r.err = errCorrupt
-		return ""
-	}
-	s := string(r.b[:n])
-	r.b = r.b[n:]
-	return s
 }

@@ -1,6 +1,8 @@
 package rollup
 
 import (
+	"github.com/usage-exporter/usage-exporter/internal/wire"
+
 	"encoding/binary"
 	"errors"
 	"math"
@@ -201,67 +203,30 @@ func encodeHour(e *encoder, h *hour, names *[numTables]table) {
 	}
 }
 
+// decoder reads a day: wire's reads, and the day's names' ids.
 type decoder struct {
-	b     []byte
-	err   error
+	wire.Reader
 	local [numTables][]int32 // position in the day's table -> id in the tables decoded into
 }
 
-func (d *decoder) fail() {
-	if d.err == nil {
-		d.err = errCorrupt
-	}
-	d.b = nil
-}
-
-func (d *decoder) uvarint() uint64 {
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.fail()
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) varint() int64 {
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.fail()
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-// count reads a number of elements of at least size bytes each.
-func (d *decoder) count(size int) int {
-	n := d.uvarint()
-	if n > uint64(len(d.b)/size) {
-		d.fail()
-		return 0
-	}
-	return int(n)
-}
+func newDecoder(b []byte) *decoder { return &decoder{Reader: wire.NewReader(b, errCorrupt)} }
 
 func (d *decoder) num() float64 {
-	x := d.uvarint()
+	x := d.Uvarint()
 	if x&1 == 0 {
 		return float64(x >> 1)
 	}
-	if x != 1 || len(d.b) < 8 {
-		d.fail()
+	if x != 1 {
+		d.Fail(nil)
 		return 0
 	}
-	v := math.Float64frombits(binary.LittleEndian.Uint64(d.b))
-	d.b = d.b[8:]
-	return v
+	return d.Float64()
 }
 
 func (d *decoder) ref(t int) int32 {
-	pos := d.uvarint()
+	pos := d.Uvarint()
 	if pos >= uint64(len(d.local[t])) {
-		d.fail()
+		d.Fail(nil)
 		return 0
 	}
 	return d.local[t][pos]
@@ -273,47 +238,45 @@ func decodeDay(data []byte, names *[numTables]table) (int32, *day, error) {
 		return 0, nil, errCorrupt
 	}
 	sketches := string(data[:len(dayMagic)]) == dayMagic
-	d := &decoder{b: data[len(dayMagic):]}
-	dn := int32(d.varint())
-	first, last := d.varint(), d.varint()
+	d := newDecoder(data[len(dayMagic):])
+	dn := int32(d.Varint())
+	first, last := d.Varint(), d.Varint()
 	for t := range numTables {
-		n := d.count(1)
+		n := d.Count(1)
 		d.local[t] = make([]int32, n)
 		for i := range n {
-			l := d.uvarint()
-			if l > uint64(len(d.b)) {
-				d.fail()
+			name := d.Str()
+			if d.Err != nil {
 				break
 			}
-			d.local[t][i] = names[t].id(string(d.b[:l]))
-			d.b = d.b[l:]
+			d.local[t][i] = names[t].id(name)
 		}
 	}
 	out := &day{first: first, last: last}
-	nh := d.count(1)
+	nh := d.Count(1)
 	for range nh {
-		i := d.uvarint()
+		i := d.Uvarint()
 		if i >= 24 {
-			d.fail()
+			d.Fail(nil)
 			break
 		}
 		h := &hour{}
 		decodeHour(d, h)
-		if d.err != nil {
+		if d.Err != nil {
 			break
 		}
 		out.hours[i] = h
 	}
-	nu := d.count(1)
+	nu := d.Count(1)
 	for range nu {
 		id := d.ref(tUser)
 		u := &userDay{tier: d.ref(tTier)}
 		u.calls, u.cost, u.tokens = d.num(), d.num(), d.num()
-		k := d.count(1)
+		k := d.Count(1)
 		for range k {
 			s := d.ref(tService)
 			v := d.num()
-			if d.err != nil {
+			if d.Err != nil {
 				break
 			}
 			for int(s) >= len(u.byService) {
@@ -321,24 +284,24 @@ func decodeDay(data []byte, names *[numTables]table) (int32, *day, error) {
 			}
 			u.byService[s] += v
 		}
-		if d.err != nil {
+		if d.Err != nil {
 			break
 		}
 		out.users = grow(out.users, id)
 		out.users[id] = u
 	}
-	if sketches && d.err == nil {
-		for range d.count(2) {
+	if sketches && d.Err == nil {
+		for range d.Count(2) {
 			s := d.ref(tService)
-			if d.err != nil {
+			if d.Err != nil {
 				break
 			}
-			x, rest, err := window.DecodeDistinct(d.b)
+			x, rest, err := window.DecodeDistinct(d.B)
 			if err != nil {
-				d.fail()
+				d.Fail(nil)
 				break
 			}
-			d.b = rest
+			d.B = rest
 			if old := out.distinctOf(s); !old.Empty() {
 				old.Merge(x)
 			} else {
@@ -346,43 +309,43 @@ func decodeDay(data []byte, names *[numTables]table) (int32, *day, error) {
 			}
 		}
 	}
-	if d.err != nil || len(d.b) != 0 {
+	if d.Err != nil || len(d.B) != 0 {
 		return 0, nil, errCorrupt
 	}
 	return dn, out, nil
 }
 
 func decodeHour(d *decoder, h *hour) {
-	for range d.count(1) {
+	for range d.Count(1) {
 		id := d.ref(tService)
 		s := &serviceAgg{}
 		for _, p := range [...]*float64{&s.calls, &s.errors, &s.timeouts, &s.duplicates, &s.cost, &s.perCall, &s.egress,
 			&s.bytes, &s.latSum, &s.latCount} {
 			*p = d.num()
 		}
-		s.latency = window.Sketch{Zero: d.uvarint(), First: int(d.varint())}
-		if n := d.count(1); n > 0 {
+		s.latency = window.Sketch{Zero: d.Uvarint(), First: int(d.Varint())}
+		if n := d.Count(1); n > 0 {
 			s.latency.Counts = make([]uint64, n)
 			for i := range s.latency.Counts {
-				s.latency.Counts[i] = d.uvarint()
+				s.latency.Counts[i] = d.Uvarint()
 			}
 		}
-		if d.err != nil {
+		if d.Err != nil {
 			return
 		}
 		h.services = grow(h.services, id)
 		h.services[id] = s
 	}
-	for range d.count(1) {
+	for range d.Count(1) {
 		id := d.ref(tRoute)
 		rt := &routeAgg{calls: d.num(), errors: d.num(), latSum: d.num(), latCount: d.num()}
-		if d.err != nil {
+		if d.Err != nil {
 			return
 		}
 		h.routes = grow(h.routes, id)
 		h.routes[id] = rt
 	}
-	for range d.count(1) {
+	for range d.Count(1) {
 		id := d.ref(tModel)
 		m := &modelAgg{calls: d.num(), failures: d.num()}
 		for i := range m.tokens {
@@ -392,25 +355,25 @@ func decodeHour(d *decoder, h *hour) {
 		for i := range m.prompts {
 			m.prompts[i] = d.num()
 		}
-		if d.err != nil {
+		if d.Err != nil {
 			return
 		}
 		h.models = grow(h.models, id)
 		h.models[id] = m
 	}
-	for range d.count(1) {
+	for range d.Count(1) {
 		id := d.ref(tTier)
 		t := &tierAgg{calls: d.num(), cost: d.num()}
-		if d.err != nil {
+		if d.Err != nil {
 			return
 		}
 		h.tiers = grow(h.tiers, id)
 		h.tiers[id] = t
 	}
-	for range d.count(1) {
+	for range d.Count(1) {
 		id := d.ref(tReason)
 		v := d.num()
-		if d.err != nil {
+		if d.Err != nil {
 			return
 		}
 		for int(id) >= len(h.unpriced) {

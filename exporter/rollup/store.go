@@ -282,28 +282,28 @@ func DecodeSaved(data []byte) (*Saved, error) {
 	if len(data) < 4 || string(data[:4]) != "RUS1" {
 		return nil, errors.New("rollup: not a rollups checkpoint")
 	}
-	d := &decoder{b: data[4:]}
-	s := &Saved{Newest: d.varint(), Oldest: d.varint(), Sealed: map[int32]uint32{}, Open: map[int32][]byte{}}
-	for range d.count(2) {
-		dn := int32(d.varint())
-		s.Sealed[dn] = uint32(d.uvarint())
+	d := newDecoder(data[4:])
+	s := &Saved{Newest: d.Varint(), Oldest: d.Varint(), Sealed: map[int32]uint32{}, Open: map[int32][]byte{}}
+	for range d.Count(2) {
+		dn := int32(d.Varint())
+		s.Sealed[dn] = uint32(d.Uvarint())
 	}
-	for range d.count(1) {
-		n := d.uvarint()
-		if n > uint64(len(d.b)) || n < 4 {
-			d.fail()
+	for range d.Count(1) {
+		n := d.Uvarint()
+		if n > uint64(len(d.B)) || n < 4 {
+			d.Fail(nil)
 			break
 		}
-		part := d.b[:n]
-		d.b = d.b[n:]
+		part := d.B[:n]
+		d.B = d.B[n:]
 		dn, _, err := decodeDay(part, &[numTables]table{})
 		if err != nil {
-			d.fail()
+			d.Fail(nil)
 			break
 		}
 		s.Open[dn] = part
 	}
-	if d.err != nil || len(d.b) != 0 {
+	if d.Err != nil || len(d.B) != 0 {
 		return nil, errCorrupt
 	}
 	return s, nil

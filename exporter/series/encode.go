@@ -1,6 +1,8 @@
 package series
 
 import (
+	"github.com/usage-exporter/usage-exporter/internal/wire"
+
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -122,29 +124,29 @@ type Restored struct {
 // no series yet.
 func (s *Set) Restore(data []byte) (Restored, error) {
 	var r Restored
-	d := decoder{b: data}
+	d := decoder{Reader: wire.NewReader(data, errShort)}
 	if len(data) < len(magic) || string(data[:len(magic)]) != magic {
 		return r, errors.New("series: not an encoded snapshot")
 	}
-	d.b = d.b[len(magic):]
+	d.B = d.B[len(magic):]
 	s.mu.Lock()
 	fams := slices.Clone(s.families)
 	s.mu.Unlock()
-	nf := d.uvarint()
+	nf := d.Uvarint()
 	for range nf {
-		name, kind := d.string(), Kind(d.byte())
-		labels := make([]string, d.count(1))
+		name, kind := d.string(), Kind(d.Byte())
+		labels := make([]string, d.Count(1))
 		for i := range labels {
 			labels[i] = d.string()
 		}
 		var buckets []float64
 		if kind == Histogram {
-			buckets = make([]float64, d.count(8))
+			buckets = make([]float64, d.Count(8))
 			for i := range buckets {
-				buckets[i] = d.float()
+				buckets[i] = d.Float64()
 			}
 		}
-		released, n := d.uvarint(), d.count(1)
+		released, n := d.Uvarint(), d.Count(1)
 		var f *Family
 		for _, g := range fams {
 			if g.name == name && g.kind == kind && slices.Equal(g.labels, labels) &&
@@ -162,7 +164,7 @@ func (s *Set) Restore(data []byte) (Restored, error) {
 			for i := range values {
 				values[i] = d.string()
 			}
-			created := d.varint()
+			created := d.Varint()
 			var se *Series
 			if f != nil {
 				f.key = f.key[:0]
@@ -172,7 +174,7 @@ func (s *Set) Restore(data []byte) (Restored, error) {
 				se = f.create(values, created)
 			}
 			if kind == Counter {
-				v := d.float()
+				v := d.Float64()
 				if se != nil {
 					se.v = v
 				}
@@ -180,9 +182,9 @@ func (s *Set) Restore(data []byte) (Restored, error) {
 			}
 			h := newHistogram(len(buckets), 0)
 			for i := range h.counts {
-				h.counts[i] = d.uvarint()
+				h.counts[i] = d.Uvarint()
 			}
-			h.sum, h.count, h.schema, h.zero = d.float(), d.uvarint(), int32(d.varint()), d.uvarint()
+			h.sum, h.count, h.schema, h.zero = d.Float64(), d.Uvarint(), int32(d.Varint()), d.Uvarint()
 			h.pos, h.neg = d.window(), d.window()
 			if se != nil {
 				if f.schema == math.MinInt32 || h.schema == math.MinInt32 {
@@ -197,12 +199,12 @@ func (s *Set) Restore(data []byte) (Restored, error) {
 			f.released = int(min(released, uint64(n)))
 			r.Series += n
 		}
-		if d.err != nil {
+		if d.Err != nil {
 			break
 		}
 	}
-	if d.err != nil {
-		return r, fmt.Errorf("series: truncated or corrupt snapshot: %w", d.err)
+	if d.Err != nil {
+		return r, fmt.Errorf("series: truncated or corrupt snapshot: %w", d.Err)
 	}
 	return r, nil
 }
@@ -217,103 +219,37 @@ func populated(w window) int {
 	return n
 }
 
+// decoder reads a snapshot: wire's reads, and the string table.
 type decoder struct {
-	b       []byte
+	wire.Reader
 	strings []string
-	err     error
 }
 
 var errShort = errors.New("unexpected end")
 
-func (d *decoder) fail(err error) {
-	if d.err == nil {
-		d.err = err
-	}
-	d.b = nil
-}
-
-func (d *decoder) uvarint() uint64 {
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.fail(errShort)
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-// count reads a number of elements that take at least size bytes each:
-// more than the bytes left is corrupt (and must not be allocated).
-func (d *decoder) count(size int) int {
-	n := d.uvarint()
-	if n > uint64(len(d.b)/size) {
-		d.fail(errShort)
-		return 0
-	}
-	return int(n)
-}
-
-func (d *decoder) varint() int64 {
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.fail(errShort)
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) byte() byte {
-	if len(d.b) < 1 {
-		d.fail(errShort)
-		return 0
-	}
-	c := d.b[0]
-	d.b = d.b[1:]
-	return c
-}
-
-func (d *decoder) float() float64 {
-	if len(d.b) < 8 {
-		d.fail(errShort)
-		return 0
-	}
-	v := math.Float64frombits(binary.LittleEndian.Uint64(d.b))
-	d.b = d.b[8:]
-	return v
-}
-
 func (d *decoder) string() string {
-	ref := d.uvarint()
+	ref := d.Uvarint()
 	if ref > 0 {
 		if ref > uint64(len(d.strings)) {
-			d.fail(errors.New("bad string reference"))
+			d.Fail(errors.New("bad string reference"))
 			return ""
 		}
 		return d.strings[ref-1]
 	}
-	n := d.uvarint()
-	if n > uint64(len(d.b)) {
-		d.fail(errShort)
-		return ""
+	s := d.Str()
+	if d.Err == nil {
+		d.strings = append(d.strings, s)
 	}
-	s := string(d.b[:n])
-	d.b = d.b[n:]
-	d.strings = append(d.strings, s)
 	return s
 }
 
 func (d *decoder) window() window {
-	w := window{first: int(d.varint())}
-	n := d.uvarint()
-	if n > uint64(len(d.b)) { // each count takes a byte at least
-		d.fail(errShort)
-		return window{}
-	}
+	w := window{first: int(d.Varint())}
+	n := d.Count(1) // each count takes a byte at least
 	if n > 0 {
 		w.counts = make([]uint64, n)
 		for i := range w.counts {
-			w.counts[i] = d.uvarint()
+			w.counts[i] = d.Uvarint()
 		}
 	}
 	return w
