@@ -1,10 +1,8 @@
 package optimizer
 
 import (
-	"errors"
 	"math"
 	"sort"
-	"sync"
 	"time"
 
 	"github.com/prometheus/common/model"
@@ -70,18 +68,8 @@ func (n *native) quantile(q float64) float64 {
 func (pq *promQueries) nativeWindow(metric, by string, start, end time.Time, f func(l model.Metric, n *native)) {
 	q := cumulative(metric, by)
 	pq.run(q, func() error {
-		var at [2]model.Vector
-		var errs [2]error
-		var wg sync.WaitGroup
-		for i, t := range []time.Time{start, end} {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				at[i], errs[i] = pq.q.Query(pq.ctx, q, t)
-			}()
-		}
-		wg.Wait()
-		if err := errors.Join(errs[:]...); err != nil {
+		at, err := pq.ends(q, start, end)
+		if err != nil {
 			return err
 		}
 		before := map[model.Fingerprint]*model.SampleHistogram{}

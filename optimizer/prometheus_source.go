@@ -95,23 +95,29 @@ func (pq *promQueries) instant(q string, t time.Time, f func(l model.Metric, v f
 	})
 }
 
+// ends runs q at start and at end, in parallel.
+func (pq *promQueries) ends(q string, start, end time.Time) ([2]model.Vector, error) {
+	var at [2]model.Vector
+	var errs [2]error
+	var wg sync.WaitGroup
+	for i, t := range []time.Time{start, end} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			at[i], errs[i] = pq.q.Query(pq.ctx, q, t)
+		}()
+	}
+	wg.Wait()
+	return at, errors.Join(errs[:]...)
+}
+
 // window hands on, by group, what metric summed by labels gained between
 // start and end (see PrometheusSource).
 func (pq *promQueries) window(metric, by string, start, end time.Time, f func(l model.Metric, v float64)) {
 	q := cumulative(metric, by)
 	pq.run(q, func() error {
-		var at [2]model.Vector
-		var errs [2]error
-		var wg sync.WaitGroup
-		for i, t := range []time.Time{start, end} {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				at[i], errs[i] = pq.q.Query(pq.ctx, q, t)
-			}()
-		}
-		wg.Wait()
-		if err := errors.Join(errs[:]...); err != nil {
+		at, err := pq.ends(q, start, end)
+		if err != nil {
 			return err
 		}
 		before := make(map[model.Fingerprint]float64, len(at[0]))

@@ -38,12 +38,12 @@ func findRecorded(ctx context.Context, q Querier, start, end time.Time) (recorde
 		names = append(names, regexp.QuoteMeta(r.Record), regexp.QuoteMeta(r.Metric))
 	}
 	query := `group by (__name__) ({__name__=~"` + strings.Join(names, "|") + `"})`
+	vecs, err := (&promQueries{ctx: ctx, q: q}).ends(query, start, end)
+	if err != nil {
+		return nil, err
+	}
 	var at [2]map[string]bool
-	for i, t := range []time.Time{start, end} {
-		vec, err := q.Query(ctx, query, t)
-		if err != nil {
-			return nil, err
-		}
+	for i, vec := range vecs {
 		at[i] = map[string]bool{}
 		for _, smp := range vec {
 			at[i][string(smp.Metric[model.MetricNameLabel])] = true
