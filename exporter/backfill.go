@@ -139,16 +139,16 @@ func Backfill(ctx context.Context, o BackfillOptions) (BackfillResult, error) {
 				return res, err
 			}
 		}
-		clock = step
-		if step.Sub(o.From) > 0 && int(step.Sub(o.From)/o.Step)%60 == 0 {
+		// The live exporter hands user labels over at every checkpoint;
+		// the backfill once an hour of log time (their counts decay daily).
+		if step.Truncate(time.Hour) != clock.Truncate(time.Hour) {
 			if gone := in.attr.users.rebalance(step); len(gone) > 0 {
 				in.count.dropUsers(gone)
 			}
 		}
-		if step.After(o.From) {
-			if err := w.write(ctx, step, m, &res); err != nil {
-				return res, err
-			}
+		clock = step
+		if err := w.write(ctx, step, m, &res); err != nil {
+			return res, err
 		}
 		if o.Progress != nil && time.Since(progress) > 2*time.Second {
 			progress = time.Now()
@@ -227,6 +227,8 @@ func openStream(source int, pattern string) (*stream, error) {
 		more, _ := filepath.Glob(rotated)
 		files = append(files, more...)
 	}
+	slices.Sort(files) // a glob can match what a rotation pattern matches
+	files = slices.Compact(files)
 	mtime := map[string]time.Time{}
 	for _, f := range files {
 		fi, err := os.Stat(f)
@@ -236,20 +238,7 @@ func openStream(source int, pattern string) (*stream, error) {
 		mtime[f] = fi.ModTime()
 	}
 	sort.SliceStable(files, func(i, j int) bool { return mtime[files[i]].Before(mtime[files[j]]) })
-	files = slicesCompact(files)
 	return &stream{source: source, pattern: pattern, files: files, cur: -1}, nil
-}
-
-func slicesCompact(s []string) []string {
-	seen := map[string]bool{}
-	out := s[:0]
-	for _, v := range s {
-		if !seen[v] {
-			seen[v] = true
-			out = append(out, v)
-		}
-	}
-	return out
 }
 
 func (st *stream) close() {
