@@ -59,13 +59,7 @@ func (e *encoder) ref(t int, id int32, names *[numTables]table) {
 // apart.
 func encodeDay(dn int32, d *day, names *[numTables]table) []byte {
 	body := &encoder{}
-	var n uint64
-	for _, h := range d.hours {
-		if h != nil {
-			n++
-		}
-	}
-	body.uvarint(n)
+	body.uvarint(count(d.hours[:]))
 	for i, h := range d.hours {
 		if h == nil {
 			continue
@@ -73,13 +67,7 @@ func encodeDay(dn int32, d *day, names *[numTables]table) []byte {
 		body.uvarint(uint64(i))
 		encodeHour(body, h, names)
 	}
-	n = 0
-	for _, u := range d.users {
-		if u != nil {
-			n++
-		}
-	}
-	body.uvarint(n)
+	body.uvarint(count(d.users))
 	for id, u := range d.users {
 		if u == nil {
 			continue
@@ -89,13 +77,7 @@ func encodeDay(dn int32, d *day, names *[numTables]table) []byte {
 		body.num(u.calls)
 		body.num(u.cost)
 		body.num(u.tokens)
-		var k uint64
-		for _, c := range u.byService {
-			if c != 0 {
-				k++
-			}
-		}
-		body.uvarint(k)
+		body.uvarint(nonzero(u.byService))
 		for s, c := range u.byService {
 			if c != 0 {
 				body.ref(tService, int32(s), names)
@@ -125,6 +107,18 @@ func encodeDay(dn int32, d *day, names *[numTables]table) []byte {
 	return append(out.b, body.b...)
 }
 
+// nonzero counts the values written of a sparse slice.
+func nonzero(s []float64) uint64 {
+	var n uint64
+	for _, v := range s {
+		if v != 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// count counts the elements written of a slice of pointers.
 func count[T any](s []*T) uint64 {
 	var n uint64
 	for _, x := range s {
@@ -188,13 +182,7 @@ func encodeHour(e *encoder, h *hour, names *[numTables]table) {
 		e.num(t.calls)
 		e.num(t.cost)
 	}
-	var n uint64
-	for _, v := range h.unpriced {
-		if v != 0 {
-			n++
-		}
-	}
-	e.uvarint(n)
+	e.uvarint(nonzero(h.unpriced))
 	for id, v := range h.unpriced {
 		if v != 0 {
 			e.ref(tReason, int32(id), names)
