@@ -59,13 +59,13 @@ func encodeUsers(u *userLabels, tierOf map[string]int, tierNames []string) []byt
 	b = binary.AppendVarint(b, u.decayed)
 	b = binary.AppendUvarint(b, uint64(len(tierNames)))
 	for _, n := range tierNames {
-		b = appendString(b, n)
+		b = wire.AppendStr(b, n)
 	}
 	b = binary.AppendUvarint(b, uint64(labelled+cands))
 	u.tracker.Each(func(e *userEntry) {
-		b = appendString(b, e.Key)
-		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(e.Count))
-		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(e.Err))
+		b = wire.AppendStr(b, e.Key)
+		b = wire.AppendFloat64(b, e.Count)
+		b = wire.AppendFloat64(b, e.Err)
 		b = binary.AppendUvarint(b, uint64(e.Slot))
 	})
 	ids := make([]string, 0, len(tierOf))
@@ -75,14 +75,10 @@ func encodeUsers(u *userLabels, tierOf map[string]int, tierNames []string) []byt
 	slices.Sort(ids) // a stable file
 	b = binary.AppendUvarint(b, uint64(len(ids)))
 	for _, id := range ids {
-		b = appendString(b, id)
+		b = wire.AppendStr(b, id)
 		b = binary.AppendUvarint(b, uint64(tierOf[id]))
 	}
 	return b
-}
-
-func appendString(b []byte, s string) []byte {
-	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
 }
 
 // savedUsers is the users part, decoded.

@@ -5,7 +5,6 @@ import (
 
 	"encoding/binary"
 	"errors"
-	"math"
 	"sort"
 	"time"
 )
@@ -34,28 +33,23 @@ func (p *Processes) MarshalBinary() ([]byte, error) {
 	out = binary.AppendUvarint(out, uint64(len(names)))
 	for _, t := range names {
 		procs := p.targets[t]
-		out = appendString(out, t)
+		out = wire.AppendStr(out, t)
 		out = binary.AppendUvarint(out, uint64(len(procs)))
 		for _, k := range sortedKeys(procs) {
 			b := procs[k]
-			out = binary.LittleEndian.AppendUint64(out, math.Float64bits(b.start))
-			out = appendString(out, k.endpoint)
+			out = wire.AppendFloat64(out, b.start)
+			out = wire.AppendStr(out, k.endpoint)
 			out = binary.AppendVarint(out, b.seen.UnixNano())
 			out = binary.AppendUvarint(out, uint64(len(b.ids)))
 			for _, id := range b.ids {
 				out = binary.LittleEndian.AppendUint64(out, id)
 			}
 			for _, v := range b.vals {
-				out = binary.LittleEndian.AppendUint64(out, math.Float64bits(v))
+				out = wire.AppendFloat64(out, v)
 			}
 		}
 	}
 	return out, nil
-}
-
-func appendString(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
 }
 
 var errCorrupt = errors.New("litellm baselines: corrupt or truncated")

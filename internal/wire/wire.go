@@ -103,3 +103,13 @@ func (r *Reader) Str() string {
 	r.B = r.B[n:]
 	return s
 }
+
+// AppendStr appends s as Str reads it.
+func AppendStr(b []byte, s string) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
+}
+
+// AppendFloat64 appends v as Float64 reads it.
+func AppendFloat64(b []byte, v float64) []byte {
+	return binary.LittleEndian.AppendUint64(b, math.Float64bits(v))
+}
