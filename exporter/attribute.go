@@ -135,6 +135,10 @@ func (a *attributor) user(c *call, user, lineTier []byte, traffic float64) {
 		return
 	}
 	slot, e := a.users.index(user, traffic)
+	if e == nil { // forgotten: counted, attributed to no one
+		c.user, c.stored, c.userHash, c.tier = slot, "", 0, a.tiers.Anonymous()
+		return
+	}
 	c.user, c.stored, c.userHash, c.tier = slot, e.Key, e.Value.hash, a.tiers.Resolve(user, lineTier)
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/usage-exporter/usage-exporter/exporter/quota"
 	"github.com/usage-exporter/usage-exporter/exporter/state"
 	"github.com/usage-exporter/usage-exporter/exporter/tailer"
+	"github.com/usage-exporter/usage-exporter/internal/auth"
 	"github.com/usage-exporter/usage-exporter/internal/redistest"
 )
 
@@ -155,7 +156,7 @@ func BenchmarkScrape(b *testing.B) {
 	reg := in.count.m.reg.(*prometheus.Registry)
 	q := newQuotas(in.ledger.store, cfg, testNow)
 	saved(in, q)
-	h := newMux(reg, reg, in.count.m.Lines, q, windowHandler{}, Options{}, discardLogger(), new(atomic.Bool), nil)
+	h := newMux(reg, reg, in.count.m.Lines, q, windowHandler{}, auth.NewReloadable(cfg.Auth, nil, nil, nil), Options{}, discardLogger(), new(atomic.Bool), nil)
 	// What Prometheus asks for: text, or protobuf when native histograms are
 	// enabled; gzip either way.
 	for _, accept := range []struct{ name, header string }{

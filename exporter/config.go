@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/usage-exporter/usage-exporter/internal/auth"
+
 	"github.com/usage-exporter/usage-exporter/exporter/classify"
 	"github.com/usage-exporter/usage-exporter/exporter/dedup"
 	"github.com/usage-exporter/usage-exporter/exporter/litellm"
@@ -33,6 +35,8 @@ type Config struct {
 	Metrics    MetricsConfig   `yaml:"metrics"`
 	Labels     LabelsConfig    `yaml:"labels"`
 	Rollups    RollupsConfig   `yaml:"rollups"`
+	// Auth guards /api/v1/quotas: OIDC bearer tokens and rate limits.
+	Auth auth.Config `yaml:"auth"`
 }
 
 // RedisConfig is the shared ledger's Redis, and where it keeps users' tiers.
@@ -179,6 +183,7 @@ func DefaultConfig() Config {
 		Metrics:    DefaultMetricsConfig(),
 		Labels:     LabelsConfig{MaxBytes: 128, Overlong: OverlongHash},
 		Rollups:    RollupsConfig{Days: 90, PushInterval: 10 * time.Second},
+		Auth:       auth.DefaultConfig(),
 	}
 }
 
@@ -196,6 +201,7 @@ func (c *Config) Validate() error {
 		{"plans", c.Plans.Validate()},
 		{"duplicates", c.Duplicates.Validate()},
 		{"pricing", c.Pricing.Validate()},
+		{"auth", c.Auth.Validate()},
 		{"litellm", c.LiteLLM.Validate()},
 		{"quota", c.Quota.validate()},
 		{"redis", c.Redis.Validate()},

@@ -12,20 +12,24 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/usage-exporter/usage-exporter/exporter/series"
 	"github.com/usage-exporter/usage-exporter/internal/admin"
+	"github.com/usage-exporter/usage-exporter/internal/auth"
 )
 
 // newMux routes the exporter's endpoints: the metrics, the quota API, the
 // lifecycle endpoints and the landing page.
 func newMux(reg prometheus.Registerer, base prometheus.Gatherer, lines *series.Set, q *quotas, win http.Handler,
-	opts Options, log *slog.Logger, ready *atomic.Bool, reloads chan chan error) *http.ServeMux {
+	guard *auth.Reloadable, opts Options, log *slog.Logger, ready *atomic.Bool, reloads chan chan error) *http.ServeMux {
 	path := opts.TelemetryPath
 	if path == "" {
 		path = "/metrics"
 	}
 	mux := http.NewServeMux()
 	mux.Handle(path, promhttp.InstrumentMetricHandler(reg, series.Handler(base, lines, log, q)))
-	mux.Handle("GET /api/v1/quotas", q)
-	mux.HandleFunc("GET /api/v1/quotas/users", q.serveUsers)
+	// The quota API names users and their use: it is guarded as the
+	// optimizer's API is. /api/v1/window is read by the optimizer as
+	// /metrics is by Prometheus, under the web configuration.
+	mux.Handle("GET /api/v1/quotas", guard.Wrap(q))
+	mux.Handle("GET /api/v1/quotas/users", guard.Wrap(http.HandlerFunc(q.serveUsers)))
 	mux.Handle("GET /api/v1/window", win)
 	mux.HandleFunc("/api/v1/quotas", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Allow", "GET, HEAD")

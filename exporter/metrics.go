@@ -261,10 +261,12 @@ func (m *Metrics) initLines() {
 }
 
 // dropUsers removes the per-user series of the user labels match accepts.
-func (m *Metrics) dropUsers(match func(label string) bool) {
+func (m *Metrics) dropUsers(match func(label string) bool) int {
+	n := 0
 	for _, f := range []*series.Family{m.userRequests, m.userCost, m.userTokens} {
-		f.Drop("user", match)
+		n += f.Drop("user", match)
 	}
+	return n
 }
 
 // enableRedis registers the Redis ledger's own series.

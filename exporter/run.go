@@ -20,6 +20,7 @@ import (
 	"github.com/usage-exporter/usage-exporter/exporter/rollup"
 	"github.com/usage-exporter/usage-exporter/exporter/state"
 	"github.com/usage-exporter/usage-exporter/internal/admin"
+	"github.com/usage-exporter/usage-exporter/internal/auth"
 	"github.com/usage-exporter/usage-exporter/plans"
 	"github.com/usage-exporter/usage-exporter/pricing"
 )
@@ -38,6 +39,9 @@ type Options struct {
 	// Listeners, when set, are served instead of what Web names (tests).
 	Listeners []net.Listener
 	Logger    *slog.Logger
+	// AuthClient reaches the API token issuer (tests: its httptest client);
+	// http.DefaultClient when nil.
+	AuthClient *http.Client
 	// Now is the clock (the billing period, the bounds of line times, new
 	// series' creation); time.Now when nil.
 	Now func() time.Time
@@ -61,6 +65,9 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.Web != nil && opts.Web.WebConfigFile != nil && *opts.Web.WebConfigFile != "" {
 		if err := web.Validate(*opts.Web.WebConfigFile); err != nil {
 			return fmt.Errorf("web configuration %s: %w", *opts.Web.WebConfigFile, err)
+		}
+		if err := auth.CheckWebConfig(*opts.Web.WebConfigFile, cfg.Auth); err != nil {
+			return err
 		}
 	}
 	dir, err := state.Open(opts.StateDir)
@@ -121,6 +128,9 @@ func Run(ctx context.Context, opts Options) error {
 			"file", dir.File(stateFile), "err", err)
 	}
 	relabel := restoreUserState(&cp, &st, cfg.Users, m, log, dir.File(stateFile))
+	if st.users.denied, _, err = readDenied(dir); err != nil {
+		return err
+	}
 	if cfg.Rollups.Days > 0 {
 		if pr.rollups, err = openRollups(cfg.Rollups.Days, dir, cp.Rollups, relabel); err != nil {
 			return fmt.Errorf("restoring the rollups of %s: %w", dir.File(stateFile), err)
@@ -136,7 +146,9 @@ func Run(ctx context.Context, opts Options) error {
 
 	var ready atomic.Bool
 	reloads := make(chan chan error)
-	httpErr, shutdown := admin.Serve(opts.Listeners, newMux(reg, reg, m.Lines, pr.quotas, windowHandler{pr.rollups}, opts, log, &ready, reloads), opts.Web, log)
+	guard := auth.NewReloadable(cfg.Auth, opts.AuthClient, opts.Now, log)
+	httpErr, shutdown := admin.Serve(opts.Listeners,
+		newMux(reg, reg, m.Lines, pr.quotas, windowHandler{pr.rollups}, guard, opts, log, &ready, reloads), opts.Web, log)
 	defer shutdown()
 
 	m.reloadOK.Set(1)
@@ -170,6 +182,7 @@ func Run(ctx context.Context, opts Options) error {
 			return err
 		}
 		cfg, prices = next.cfg, next.prices
+		guard.Set(cfg.Auth)
 	}
 }
 

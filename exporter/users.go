@@ -16,6 +16,8 @@ import (
 const (
 	otherLabel     = "__other__"
 	anonymousLabel = "__anonymous__"
+	// forgottenLabel stands for the users `usage-exporter forget` removed.
+	forgottenLabel = "__forgotten__"
 )
 
 // Fixed user slots of userLabels; labelled users follow them.
@@ -23,6 +25,7 @@ const (
 	userAnonymous = iota // lines without a user
 	userOther            // users without a label of their own
 	userDropped          // every user, under the dropped label policy
+	userForgotten        // users on the deny list (forget)
 	firstUser
 )
 
@@ -59,6 +62,9 @@ type userLabels struct {
 	version uint64
 	// decayed is the last day (unix days) the traffic counts were halved for.
 	decayed int64
+	// denied holds the SHA-256 of the raw ids forgotten: their lines count
+	// as __forgotten__, in no ledger and under no label of their own.
+	denied map[[sha256.Size]byte]bool
 }
 
 func newUserLabels(cfg UsersConfig, overflow *series.Series) *userLabels {
@@ -82,7 +88,11 @@ const minCandidates = 1000
 // same policy keeps the tracked users (with a new cap), another starts over.
 func (u *userLabels) reuse(cfg UsersConfig, overflow *series.Series) *userLabels {
 	if u == nil || u.cfg.Label != cfg.Label || u.cfg.HashKey != cfg.HashKey {
-		return newUserLabels(cfg, overflow)
+		n := newUserLabels(cfg, overflow)
+		if u != nil {
+			n.denied = u.denied
+		}
+		return n
 	}
 	u.cfg, u.overflow = cfg, overflow
 	u.tracker.Resize(cfg.MaxUsers, max(2*cfg.MaxUsers, minCandidates))
@@ -90,7 +100,7 @@ func (u *userLabels) reuse(cfg UsersConfig, overflow *series.Series) *userLabels
 }
 
 // index counts w of traffic for a user id and returns its slot and entry
-// (nil for anonymous lines).
+// (nil for anonymous lines and forgotten users).
 func (u *userLabels) index(raw []byte, w float64) (int, *userEntry) {
 	if len(raw) == 0 {
 		return userAnonymous, nil
@@ -99,6 +109,11 @@ func (u *userLabels) index(raw []byte, w float64) (int, *userEntry) {
 	if ok {
 		u.tracker.Inc(e, w)
 	} else {
+		// Forgotten users are never tracked, so only lines of users not in
+		// byRaw pay for the hash.
+		if len(u.denied) > 0 && u.denied[sha256.Sum256(raw)] {
+			return userForgotten, nil
+		}
 		stored := u.storedID(raw)
 		if e = u.tracker.Get(stored); e != nil {
 			u.tracker.Inc(e, w)
@@ -137,6 +152,8 @@ func (u *userLabels) label(slot int) string {
 		return otherLabel
 	case userDropped:
 		return ""
+	case userForgotten:
+		return forgottenLabel
 	}
 	if e := u.tracker.Slot(slot - firstUser + 1); e != nil {
 		return e.Value.label

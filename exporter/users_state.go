@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
+	"maps"
 	"math"
 	"slices"
 
@@ -53,30 +54,31 @@ func rekeyFrom(scheme string, c UsersConfig) (f func(string) string, ok bool) {
 
 // encodeUsers writes the users part.
 func encodeUsers(u *userLabels, tierOf map[string]int, tierNames []string) []byte {
-	labelled, cands := u.tracker.Len()
-	b := make([]byte, 0, 64+(labelled+cands)*48+len(tierOf)*32)
+	s := savedUsers{decayed: u.decayed, tierOf: tierOf, names: tierNames}
+	u.tracker.Each(func(e *userEntry) { s.entries = append(s.entries, e) })
+	return s.encode()
+}
+
+func (s *savedUsers) encode() []byte {
+	b := make([]byte, 0, 64+len(s.entries)*48+len(s.tierOf)*32)
 	b = append(b, usersMagic...)
-	b = binary.AppendVarint(b, u.decayed)
-	b = binary.AppendUvarint(b, uint64(len(tierNames)))
-	for _, n := range tierNames {
+	b = binary.AppendVarint(b, s.decayed)
+	b = binary.AppendUvarint(b, uint64(len(s.names)))
+	for _, n := range s.names {
 		b = wire.AppendStr(b, n)
 	}
-	b = binary.AppendUvarint(b, uint64(labelled+cands))
-	u.tracker.Each(func(e *userEntry) {
+	b = binary.AppendUvarint(b, uint64(len(s.entries)))
+	for _, e := range s.entries {
 		b = wire.AppendStr(b, e.Key)
 		b = wire.AppendFloat64(b, e.Count)
 		b = wire.AppendFloat64(b, e.Err)
 		b = binary.AppendUvarint(b, uint64(e.Slot))
-	})
-	ids := make([]string, 0, len(tierOf))
-	for id := range tierOf {
-		ids = append(ids, id)
 	}
-	slices.Sort(ids) // a stable file
+	ids := slices.Sorted(maps.Keys(s.tierOf)) // a stable file
 	b = binary.AppendUvarint(b, uint64(len(ids)))
 	for _, id := range ids {
 		b = wire.AppendStr(b, id)
-		b = binary.AppendUvarint(b, uint64(tierOf[id]))
+		b = binary.AppendUvarint(b, uint64(s.tierOf[id]))
 	}
 	return b
 }
@@ -163,7 +165,7 @@ func restoreUserState(cp *checkpoint, st *carried, c UsersConfig, m *Metrics, lo
 		cp.Saved.Rekey(rekey)
 		labelOf := newUserLabels(c, nil).labelOf
 		relabel = func(label string) string {
-			if label == otherLabel || label == anonymousLabel {
+			if isFixedLabel(label) {
 				return label
 			}
 			return labelOf(rekey(label))
@@ -172,7 +174,7 @@ func restoreUserState(cp *checkpoint, st *carried, c UsersConfig, m *Metrics, lo
 	if !ok || rekey != nil {
 		// Series under the old policy's labels would show ids the policy
 		// now keeps out: they go, and start again under the new labels.
-		m.dropUsers(func(label string) bool { return label != otherLabel && label != anonymousLabel })
+		m.dropUsers(func(label string) bool { return !isFixedLabel(label) })
 		st.rewrite = true
 	}
 	var saved *savedUsers
@@ -184,4 +186,9 @@ func restoreUserState(cp *checkpoint, st *carried, c UsersConfig, m *Metrics, lo
 	}
 	st.users, st.tierOf, st.tierNames = restoreUsers(saved, cp.UserIDs, c, m.seriesOverflow.With(overflowUser, ""))
 	return relabel
+}
+
+// isFixedLabel reports a user label the exporter introduces, which names no one.
+func isFixedLabel(label string) bool {
+	return label == otherLabel || label == anonymousLabel || label == forgottenLabel
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/usage-exporter/usage-exporter/exporter/tailer"
+	"github.com/usage-exporter/usage-exporter/internal/auth"
 	"github.com/usage-exporter/usage-exporter/internal/window"
 )
 
@@ -46,7 +47,7 @@ func names(prefix string, n int) []string {
 func scrapeText(t *testing.T, in *ingester, q *quotas) map[string]float64 {
 	t.Helper()
 	reg := in.count.m.reg.(*prometheus.Registry)
-	h := newMux(reg, reg, in.count.m.Lines, q, windowHandler{}, Options{}, discardLogger(), new(atomic.Bool), nil)
+	h := newMux(reg, reg, in.count.m.Lines, q, windowHandler{}, auth.NewReloadable(auth.DefaultConfig(), nil, nil, nil), Options{}, discardLogger(), new(atomic.Bool), nil)
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	out := map[string]float64{}

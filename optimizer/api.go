@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -15,7 +14,6 @@ import (
 	"time"
 
 	"github.com/usage-exporter/usage-exporter/internal/admin"
-	"golang.org/x/time/rate"
 )
 
 // APIPrefix is the base path of the analytics API the optimizer keeps.
@@ -66,8 +64,6 @@ func intParam(r *http.Request, name string, def, lo, hi int) (int, *apiError) {
 // API serves the analytics endpoints from an engine.
 type API struct {
 	Engine *Engine
-	// Limiter, when set, answers 429 to clients over their rate.
-	Limiter *ClientLimiter
 
 	once sync.Once
 	mux  *http.ServeMux
@@ -78,6 +74,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	a.once.Do(func() {
 		a.mux = http.NewServeMux()
 		a.mux.HandleFunc("GET "+APIPrefix+"{view}", a.serveView)
+		a.mux.HandleFunc("GET "+APIPrefix+"tools/{tool}", a.serveTool)
 		a.mux.HandleFunc(APIPrefix, func(w http.ResponseWriter, r *http.Request) {
 			if r.Method != http.MethodGet && r.Method != http.MethodHead {
 				w.Header().Set("Allow", "GET, HEAD")
@@ -100,14 +97,6 @@ func (a *API) serveView(w http.ResponseWriter, r *http.Request) {
 	if !slices.Contains(Views, view) {
 		notFound(w, r)
 		return
-	}
-	if a.Limiter != nil {
-		if ok, wait := a.Limiter.Allow(clientOf(r)); !ok {
-			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
-			admin.WriteJSON(w, http.StatusTooManyRequests, apiError{
-				Error: fmt.Sprintf("rate limit of %d requests a minute exceeded; retry in %s", a.Limiter.PerMinute, wait.Round(time.Second))})
-			return
-		}
 	}
 	days, perr := intParam(r, "days", DefaultDays, 1, MaxDays)
 	limit := DefaultLimit
@@ -135,10 +124,9 @@ func (a *API) serveView(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		if rep == nil || a.Engine.Age(rep) > a.Engine.TTL+a.Engine.MaxStale {
-			body := apiError{Error: err.Error()}
-			if !errors.Is(err, ErrUnavailable) {
-				body.Error = "analysis failed"
-			}
+			// The error names the source's URL and the dial error: the log has
+			// it (Engine.Report logged it), the body says only what failed.
+			body := apiError{Error: publicError(err)}
 			if rep != nil {
 				body.LastGoodAgeSeconds, body.LastGoodAt = &meta.AgeSeconds, &rep.GeneratedAt
 			}
@@ -146,7 +134,7 @@ func (a *API) serveView(w http.ResponseWriter, r *http.Request) {
 			admin.WriteJSON(w, http.StatusServiceUnavailable, body)
 			return
 		}
-		meta.Stale, meta.Error = true, err.Error()
+		meta.Stale, meta.Error = true, publicError(err)
 		w.Header().Set("Warning", `110 - "Response is Stale"`)
 	}
 	h := w.Header()
@@ -159,6 +147,14 @@ func (a *API) serveView(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	admin.WriteJSON(w, http.StatusOK, rep.view(view, limit, &meta))
+}
+
+// publicError is what a client is told of a failed analysis.
+func publicError(err error) string {
+	if errors.Is(err, ErrUnavailable) {
+		return ErrUnavailable.Error() + "; the optimizer's log says why"
+	}
+	return "analysis failed; the optimizer's log says why"
 }
 
 // view is the response body of one endpoint; objects carry meta.
@@ -210,61 +206,4 @@ func writeCSV(w http.ResponseWriter, rep *Report, days int) {
 			r.Group, r.AlternativeTo, strconv.FormatFloat(r.CountedSavings, 'f', 2, 64)})
 	}
 	cw.Flush()
-}
-
-// clientOf identifies a client by its address; a proxy in front makes all
-// its clients one, which errs on the side of limiting.
-func clientOf(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
-
-// ClientLimiter is a token bucket per client: PerMinute requests a minute,
-// in bursts of up to PerMinute.
-type ClientLimiter struct {
-	PerMinute int
-	mu        sync.Mutex
-	clients   map[string]*clientBucket
-	swept     time.Time
-}
-
-type clientBucket struct {
-	lim  *rate.Limiter
-	seen time.Time
-}
-
-// NewClientLimiter allows perMinute requests a minute per client.
-func NewClientLimiter(perMinute int) *ClientLimiter {
-	return &ClientLimiter{PerMinute: perMinute, clients: map[string]*clientBucket{}, swept: time.Now()}
-}
-
-// Allow takes a token of client; when there is none it says how long until one.
-func (l *ClientLimiter) Allow(client string) (bool, time.Duration) {
-	now := time.Now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	// Forget clients idle long enough for their bucket to be full again.
-	if now.Sub(l.swept) > time.Minute {
-		for k, b := range l.clients {
-			if now.Sub(b.seen) > time.Minute {
-				delete(l.clients, k)
-			}
-		}
-		l.swept = now
-	}
-	b := l.clients[client]
-	if b == nil {
-		b = &clientBucket{lim: rate.NewLimiter(rate.Limit(float64(l.PerMinute)/60), l.PerMinute)}
-		l.clients[client] = b
-	}
-	b.seen = now
-	res := b.lim.ReserveN(now, 1)
-	if d := res.DelayFrom(now); d > 0 {
-		res.CancelAt(now)
-		return false, d
-	}
-	return true, 0
 }

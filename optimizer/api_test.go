@@ -350,7 +350,7 @@ func TestSourceDown(t *testing.T) {
 	rec := get(t, api, APIPrefix+"overview")
 	var o Overview
 	json.Unmarshal(rec.Body.Bytes(), &o)
-	if rec.Code != http.StatusOK || !o.Meta.Stale || o.Meta.AgeSeconds != 480 || !strings.Contains(o.Meta.Error, "connection refused") ||
+	if rec.Code != http.StatusOK || !o.Meta.Stale || o.Meta.AgeSeconds != 480 || !strings.Contains(o.Meta.Error, "usage source unavailable") || strings.Contains(rec.Body.String(), "127.0.0.1") ||
 		rec.Header().Get("Age") != "480" || rec.Header().Get("Warning") == "" || o.TotalAPICalls != 113000 {
 		t.Errorf("stale: %d %+v %v", rec.Code, o.Meta, rec.Header())
 	}
@@ -360,7 +360,8 @@ func TestSourceDown(t *testing.T) {
 		var body apiError
 		json.Unmarshal(rec.Body.Bytes(), &body)
 		if rec.Code != http.StatusServiceUnavailable || body.LastGoodAgeSeconds == nil || *body.LastGoodAgeSeconds != 1200 ||
-			!strings.Contains(body.Error, "usage source unavailable") || rec.Header().Get("Retry-After") == "" {
+			!strings.Contains(body.Error, "usage source unavailable") || rec.Header().Get("Retry-After") == "" ||
+			strings.Contains(rec.Body.String(), "127.0.0.1") || strings.Contains(rec.Body.String(), "refused") {
 			t.Errorf("%s down: %d %s", v, rec.Code, rec.Body)
 		}
 	}
@@ -372,29 +373,6 @@ func TestSourceDown(t *testing.T) {
 	src.fail(nil)
 	if rec := get(t, api, APIPrefix+"overview"); rec.Code != http.StatusOK {
 		t.Errorf("recovered: %d", rec.Code)
-	}
-}
-
-func TestRateLimit(t *testing.T) {
-	api := &API{Engine: newTestEngine(t, &fixedSource{snap: week}), Limiter: NewClientLimiter(5)}
-	do := func(addr string) *httptest.ResponseRecorder {
-		rec := httptest.NewRecorder()
-		req := httptest.NewRequest(http.MethodGet, APIPrefix+"overview", nil)
-		req.RemoteAddr = addr
-		api.ServeHTTP(rec, req)
-		return rec
-	}
-	for i := 0; i < 5; i++ {
-		if rec := do("192.0.2.1:1000"); rec.Code != http.StatusOK {
-			t.Fatalf("request %d: %d", i, rec.Code)
-		}
-	}
-	rec := do("192.0.2.1:1001") // another port, same client
-	if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") != "12" || !strings.Contains(rec.Body.String(), "5 requests a minute") {
-		t.Errorf("6th: %d %v %s", rec.Code, rec.Header(), rec.Body)
-	}
-	if rec := do("192.0.2.2:1000"); rec.Code != http.StatusOK {
-		t.Errorf("another client: %d", rec.Code)
 	}
 }
 

@@ -1,6 +1,7 @@
 package optimizer
 
 import (
+	"github.com/usage-exporter/usage-exporter/internal/auth"
 	"github.com/usage-exporter/usage-exporter/internal/configfile"
 	"github.com/usage-exporter/usage-exporter/internal/fielderr"
 	"github.com/usage-exporter/usage-exporter/plans"
@@ -23,6 +24,9 @@ type Config struct {
 	Scheduling    SchedulingConfig    `yaml:"scheduling"`
 	GPU           GPUConfig           `yaml:"gpu"`
 	Costs         CostsConfig         `yaml:"costs"`
+
+	// Auth guards the analytics API: OIDC bearer tokens and rate limits.
+	Auth auth.Config `yaml:"auth"`
 }
 
 // PriorityConfig grades monthly savings: high when at least
@@ -118,7 +122,8 @@ func DefaultConfig() Config {
 		Batch:         BatchConfig{Services: []string{"embeddings"}, Discount: 0.5},
 		Scheduling: SchedulingConfig{BusiestHours: 4, OffPeakDiscount: 0.2, PeakToMean: 2, PeakShiftFraction: 0.2,
 			MinToMax: 0.3, ScaleDownFraction: 0.5},
-		GPU: GPUConfig{TargetUtilization: 0.7, RecoverableFraction: 0.5},
+		GPU:  GPUConfig{TargetUtilization: 0.7, RecoverableFraction: 0.5},
+		Auth: auth.DefaultConfig(),
 	}
 }
 
@@ -129,6 +134,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Plans.Validate(); err != nil {
 		return fielderr.Under("plans", err)
+	}
+	if err := c.Auth.Validate(); err != nil {
+		return fielderr.Under("auth", err)
 	}
 	shares := []struct {
 		name string

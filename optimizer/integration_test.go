@@ -404,7 +404,7 @@ func TestPrometheusSourceIntegration(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(ctx, Options{Config: &cfg, PrometheusURL: prom.URL, PrometheusTimeout: 20 * time.Second,
-			Days: 1, Interval: 2 * time.Second, CacheTTL: time.Second, MaxStale: time.Minute, RateLimit: 1000,
+			Days: 1, Interval: 2 * time.Second, CacheTTL: time.Second, MaxStale: time.Minute,
 			Listeners: []net.Listener{optL}, Logger: slog.New(slog.DiscardHandler)})
 	}()
 	t.Cleanup(func() {

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/usage-exporter/usage-exporter/internal/admin"
+	"github.com/usage-exporter/usage-exporter/internal/auth"
 )
 
 // Options are the sidecar's process settings, mostly from flags.
@@ -34,11 +35,14 @@ type Options struct {
 
 	RedisURL string // the shared report cache; memory when empty
 
-	Days      int           // window of the background analysis and its series
-	Interval  time.Duration // of the background analysis
-	CacheTTL  time.Duration
-	MaxStale  time.Duration
-	RateLimit int // API requests a minute per client; 0 turns it off
+	Days     int           // window of the background analysis and its series
+	Interval time.Duration // of the background analysis
+	CacheTTL time.Duration
+	MaxStale time.Duration
+	// AuthClient reaches the token issuer (tests: its httptest client); Now
+	// is the guard's clock. Both default to the real ones.
+	AuthClient *http.Client
+	Now        func() time.Time
 
 	TelemetryPath string
 	Web           *web.FlagConfig
@@ -72,6 +76,9 @@ func Run(ctx context.Context, o Options) error {
 	if o.Web != nil && o.Web.WebConfigFile != nil && *o.Web.WebConfigFile != "" {
 		if err := web.Validate(*o.Web.WebConfigFile); err != nil {
 			return fmt.Errorf("web configuration %s: %w", *o.Web.WebConfigFile, err)
+		}
+		if err := auth.CheckWebConfig(*o.Web.WebConfigFile, o.Config.Auth); err != nil {
+			return err
 		}
 	}
 	settings, err := NewSettings(o.Config)
@@ -121,6 +128,7 @@ func Run(ctx context.Context, o Options) error {
 	reloadOK.Set(1)
 	reg.MustRegister(reloadOK)
 
+	guard := auth.NewReloadable(o.Config.Auth, o.AuthClient, o.Now, log)
 	reloads := make(chan chan error)
 	reload := func() error {
 		cfg := o.Config
@@ -136,10 +144,11 @@ func Run(ctx context.Context, o Options) error {
 			return err
 		}
 		eng.SetSettings(s)
+		guard.Set(cfg.Auth)
 		reloadOK.Set(1)
 		return nil
 	}
-	httpErr, shutdown := admin.Serve(o.Listeners, newMux(reg, eng, o, reloads), o.Web, log)
+	httpErr, shutdown := admin.Serve(o.Listeners, newMux(reg, eng, guard, o, reloads), o.Web, log)
 	defer shutdown()
 
 	days, every := o.Days, o.Interval
@@ -179,7 +188,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 }
 
-func newMux(reg *prometheus.Registry, eng *Engine, o Options, reloads chan chan error) *http.ServeMux {
+func newMux(reg *prometheus.Registry, eng *Engine, guard *auth.Reloadable, o Options, reloads chan chan error) *http.ServeMux {
 	path := o.TelemetryPath
 	if path == "" {
 		path = "/metrics"
@@ -187,11 +196,7 @@ func newMux(reg *prometheus.Registry, eng *Engine, o Options, reloads chan chan 
 	mux := http.NewServeMux()
 	mux.Handle(path, promhttp.InstrumentMetricHandler(reg, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorHandling: promhttp.ContinueOnError, EnableOpenMetrics: true, Registry: reg})))
-	api := &API{Engine: eng}
-	if o.RateLimit > 0 {
-		api.Limiter = NewClientLimiter(o.RateLimit)
-	}
-	mux.Handle(APIPrefix, api)
+	mux.Handle(APIPrefix, guard.Wrap(&API{Engine: eng}))
 	admin.Handle(mux, func() error {
 		if eng.Current() == nil {
 			return errors.New("no analysis has succeeded yet")
@@ -202,7 +207,9 @@ func newMux(reg *prometheus.Registry, eng *Engine, o Options, reloads chan chan 
 	for _, v := range Views {
 		links = append(links, web.LandingLinks{Address: APIPrefix + v, Text: v})
 	}
-	links = append(links, web.LandingLinks{Address: APIPrefix + "optimization?format=csv", Text: "optimization (CSV)"})
+	links = append(links, web.LandingLinks{Address: APIPrefix + "optimization?format=csv", Text: "optimization (CSV)"},
+		web.LandingLinks{Address: APIPrefix + "tools/compare-models?input_tokens=1000&output_tokens=500", Text: "tools: compare models",
+			Description: "also tools/estimate-cost, tools/caching-roi, tools/plan-tier"})
 	if landing, err := web.NewLandingPage(web.LandingConfig{
 		Name: "usage-optimizer", Description: "Cost recommendations from API usage", Version: version.Info(), Links: links,
 	}); err == nil && path != "/" {

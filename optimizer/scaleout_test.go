@@ -67,7 +67,7 @@ remote_write:
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(ctx, Options{Config: &cfg, PrometheusURL: central.URL, PrometheusTimeout: 20 * time.Second,
-			Days: 1, Interval: time.Second, CacheTTL: time.Second, MaxStale: time.Minute, RateLimit: 1000,
+			Days: 1, Interval: time.Second, CacheTTL: time.Second, MaxStale: time.Minute,
 			Listeners: []net.Listener{optL}, Logger: slog.New(slog.DiscardHandler)})
 	}()
 	t.Cleanup(func() {

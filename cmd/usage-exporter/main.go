@@ -47,6 +47,7 @@ func run() int {
 	)
 	app.Command("serve", "Follow the logs and serve /metrics (the default).").Default()
 	bf := backfillCommand(app)
+	fg := forgetCommand(app)
 	app.Version(version.Print("usage-exporter"))
 	app.HelpFlag.Short('h')
 	command, err := app.Parse(os.Args[1:])
@@ -90,8 +91,11 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "usage-exporter:", err)
 		return 1
 	}
-	if command == "backfill" {
+	switch command {
+	case "backfill":
 		return bf.run(cfg)
+	case "forget":
+		return fg.run(cfg, *stateDir)
 	}
 	if *configCheck {
 		prices, err := pricing.Load(cfg.Pricing)

@@ -32,12 +32,11 @@ func run() int {
 				Default("http://localhost:9816/metrics").String()
 		redisURL = app.Flag("redis.url", "Redis to share cached reports between sidecars, redis://host:port/db. Without it, memory.").
 				String()
-		days      = app.Flag("analysis.days", "Window of the background analysis, whose recommendations are the series (1-90).").Default("7").Int()
-		interval  = app.Flag("analysis.interval", "How often the background analysis runs.").Default("5m").Duration()
-		ttl       = app.Flag("cache.ttl", "How long a report stays fresh.").Default("5m").Duration()
-		maxStale  = app.Flag("cache.max-stale", "How long past --cache.ttl a report is still served, marked stale, while the source fails; then 503.").Default("1h").Duration()
-		rateLimit = app.Flag("web.rate-limit", "API requests a minute per client address; 0 turns the limit off.").Default("100").Int()
-		logLevel  = app.Flag("log.level", "Only log messages with the given severity or above: debug, info, warn, error.").
+		days     = app.Flag("analysis.days", "Window of the background analysis, whose recommendations are the series (1-90).").Default("7").Int()
+		interval = app.Flag("analysis.interval", "How often the background analysis runs.").Default("5m").Duration()
+		ttl      = app.Flag("cache.ttl", "How long a report stays fresh.").Default("5m").Duration()
+		maxStale = app.Flag("cache.max-stale", "How long past --cache.ttl a report is still served, marked stale, while the source fails; then 503.").Default("1h").Duration()
+		logLevel = app.Flag("log.level", "Only log messages with the given severity or above: debug, info, warn, error.").
 				Default("info").Enum("debug", "info", "warn", "error")
 	)
 	app.Version(version.Print("usage-optimizer"))
@@ -50,8 +49,8 @@ func run() int {
 		fmt.Fprintf(os.Stderr, "usage-optimizer: --analysis.days must be from 1 to %d, not %d\n", optimizer.MaxDays, *days)
 		return 2
 	}
-	if *interval <= 0 || *ttl <= 0 || *maxStale < 0 || *rateLimit < 0 {
-		fmt.Fprintln(os.Stderr, "usage-optimizer: --analysis.interval and --cache.ttl must be positive, --cache.max-stale and --web.rate-limit not negative")
+	if *interval <= 0 || *ttl <= 0 || *maxStale < 0 {
+		fmt.Fprintln(os.Stderr, "usage-optimizer: --analysis.interval and --cache.ttl must be positive, --cache.max-stale not negative")
 		return 2
 	}
 	cfg := optimizer.DefaultConfig()
@@ -84,7 +83,7 @@ func run() int {
 	err := optimizer.Run(ctx, optimizer.Options{
 		Config: &cfg, ConfigFile: *configFile,
 		PrometheusURL: *promURL, PrometheusTimeout: *promTimeout, ExporterURL: *exporterURL, RedisURL: *redisURL,
-		Days: *days, Interval: *interval, CacheTTL: *ttl, MaxStale: *maxStale, RateLimit: *rateLimit,
+		Days: *days, Interval: *interval, CacheTTL: *ttl, MaxStale: *maxStale,
 		TelemetryPath: *telemetry, Web: webFlags, Logger: logger, Reload: reload,
 	})
 	if err != nil {

@@ -113,6 +113,23 @@ func (l *Ledger) Prune(keepFrom string) {
 	}
 }
 
+// Remove deletes user from every period and returns how many entries went.
+// A nil ledger has none.
+func (l *Ledger) Remove(user string) int {
+	if l == nil {
+		return 0
+	}
+	n := 0
+	for _, users := range l.periods {
+		if _, ok := users[user]; ok {
+			delete(users, user)
+			n++
+		}
+	}
+	l.entries -= n
+	return n
+}
+
 // Rekey renames every user by f (merging users f maps together).
 func (l *Ledger) Rekey(f func(user string) string) {
 	for period, users := range l.periods {

@@ -238,3 +238,24 @@ func (r *Redis) UsageAt(ctx context.Context, period, instance string) (map[strin
 	}
 	return out, seq, nil
 }
+
+// Forget removes users from every period of the shared ledger and returns
+// how many hash fields went.
+func (r *Redis) Forget(ctx context.Context, users ...string) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*r.cfg.Timeout)
+	defer cancel()
+	fields := make([]string, 0, 2*len(users))
+	for _, u := range users {
+		fields = append(fields, callsField+u, tokensField+u)
+	}
+	n := 0
+	iter := r.client.Scan(ctx, 0, r.ledgerKey("*"), 1000).Iterator()
+	for iter.Next(ctx) {
+		d, err := r.client.HDel(ctx, iter.Val(), fields...).Result()
+		if err != nil {
+			return n, err
+		}
+		n += int(d)
+	}
+	return n, iter.Err()
+}

@@ -2,6 +2,7 @@ package rollup
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"slices"
 	"strconv"
@@ -229,4 +230,33 @@ func (r *Rollups) windowShared(ctx context.Context, days int) (*window.Window, e
 		w.Oldest, w.Newest = time.UnixMilli(a.first).UTC(), time.UnixMilli(a.last).UTC()
 	}
 	return w, nil
+}
+
+// RenameUser renames the users in names to as in every exporter's days in
+// Redis (a user forgotten), keeping each key's expiry. It returns the
+// number of (day, exporter) entries rewritten.
+func (s *Share) RenameUser(ctx context.Context, names []string, as string) (int, error) {
+	n := 0
+	iter := s.client.Scan(ctx, 0, s.prefix+"rollup:day:*", 1000).Iterator()
+	for iter.Next(ctx) {
+		key := iter.Val()
+		vals, err := s.client.HGetAll(ctx, key).Result()
+		if err != nil {
+			return n, err
+		}
+		for inst, data := range vals {
+			out, changed, err := renameInDay([]byte(data), names, as)
+			if err != nil {
+				return n, fmt.Errorf("%s %s: %w", key, inst, err)
+			}
+			if !changed {
+				continue
+			}
+			if err := s.client.HSet(ctx, key, inst, out).Err(); err != nil {
+				return n, err
+			}
+			n++
+		}
+	}
+	return n, iter.Err()
 }

@@ -308,3 +308,47 @@ func DecodeSaved(data []byte) (*Saved, error) {
 	}
 	return s, nil
 }
+
+// RenameUser renames the users named in names to as, in every day kept:
+// the sealed days are reopened, so that the next Checkpoint writes them
+// again without the old names and Saved removes their old files. It
+// returns the number of days reopened or open.
+func (r *Rollups) RenameUser(names []string, as string) (int, error) {
+	for _, dn := range slices.Sorted(maps.Keys(r.sealed)) {
+		if r.reopen(dn) == nil {
+			return 0, fmt.Errorf("rollups: the file of day %d cannot be read", dn)
+		}
+	}
+	renameIn(&r.names[tUser], names, as)
+	r.cache = hourCache{}
+	return len(r.days), nil
+}
+
+// renameIn renames names to as in a table; it reports whether one was there.
+func renameIn(t *table, names []string, as string) bool {
+	found := false
+	for _, n := range names {
+		i, ok := t.index[n]
+		if !ok {
+			continue
+		}
+		found = true
+		delete(t.index, n)
+		t.names[i] = as
+		if _, dup := t.index[as]; !dup {
+			t.index[as] = i
+		}
+	}
+	return found
+}
+
+// renameInDay re-encodes one encoded day with the users in names renamed to
+// as; changed is false when the day names none of them.
+func renameInDay(data []byte, names []string, as string) (out []byte, changed bool, err error) {
+	var tabs [numTables]table
+	dn, d, err := decodeDay(data, &tabs)
+	if err != nil || !renameIn(&tabs[tUser], names, as) {
+		return data, false, err
+	}
+	return encodeDay(dn, d, &tabs), true, nil
+}

@@ -220,7 +220,7 @@ func TestDemoEndToEnd(t *testing.T) {
 	go func() {
 		defer wg.Done()
 		if err := optimizer.Run(ctx, optimizer.Options{Config: ocfg, PrometheusURL: prom.URL, PrometheusTimeout: 20 * time.Second,
-			Days: 1, Interval: 2 * time.Second, CacheTTL: time.Second, MaxStale: time.Minute, RateLimit: 1000,
+			Days: 1, Interval: 2 * time.Second, CacheTTL: time.Second, MaxStale: time.Minute,
 			Listeners: []net.Listener{optL}, Logger: slog.New(slog.DiscardHandler)}); err != nil {
 			t.Errorf("optimizer: %v", err)
 		}
