@@ -13,6 +13,7 @@ import (
 	"github.com/usage-exporter/usage-exporter/exporter/litellm"
 	"github.com/usage-exporter/usage-exporter/exporter/logparse"
 	"github.com/usage-exporter/usage-exporter/exporter/quota"
+	"github.com/usage-exporter/usage-exporter/exporter/storage"
 	"github.com/usage-exporter/usage-exporter/exporter/tailer"
 	"github.com/usage-exporter/usage-exporter/internal/configfile"
 	"github.com/usage-exporter/usage-exporter/internal/fielderr"
@@ -35,6 +36,8 @@ type Config struct {
 	Metrics    MetricsConfig   `yaml:"metrics"`
 	Labels     LabelsConfig    `yaml:"labels"`
 	Rollups    RollupsConfig   `yaml:"rollups"`
+	// Storage measures volumes and databases for the storage cost.
+	Storage storage.Config `yaml:"storage"`
 	// Auth guards /api/v1/quotas: OIDC bearer tokens and rate limits.
 	Auth auth.Config `yaml:"auth"`
 }
@@ -184,6 +187,7 @@ func DefaultConfig() Config {
 		Labels:     LabelsConfig{MaxBytes: 128, Overlong: OverlongHash},
 		Rollups:    RollupsConfig{Days: 90, PushInterval: 10 * time.Second},
 		Auth:       auth.DefaultConfig(),
+		Storage:    storage.DefaultConfig(),
 	}
 }
 
@@ -202,6 +206,7 @@ func (c *Config) Validate() error {
 		{"duplicates", c.Duplicates.Validate()},
 		{"pricing", c.Pricing.Validate()},
 		{"auth", c.Auth.Validate()},
+		{"storage", c.Storage.Validate()},
 		{"litellm", c.LiteLLM.Validate()},
 		{"quota", c.Quota.validate()},
 		{"redis", c.Redis.Validate()},

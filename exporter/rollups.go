@@ -12,6 +12,7 @@ import (
 
 	"github.com/usage-exporter/usage-exporter/exporter/rollup"
 	"github.com/usage-exporter/usage-exporter/exporter/state"
+	"github.com/usage-exporter/usage-exporter/exporter/storage"
 	"github.com/usage-exporter/usage-exporter/internal/admin"
 )
 
@@ -162,7 +163,10 @@ func (ms *modelSeries) rollupID(r *rollup.Rollups, svc int, name string) int32 {
 // windowHandler serves GET /api/v1/window?days=N: the rollups of the last N
 // UTC days of log time, the newest line's day the last, as of the last
 // checkpoint.
-type windowHandler struct{ r *rollup.Rollups }
+type windowHandler struct {
+	r       *rollup.Rollups
+	storage *storage.Measurer // nil when no storage is measured
+}
 
 func (h windowHandler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if h.r == nil {
@@ -183,6 +187,14 @@ func (h windowHandler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if err != nil {
 		admin.WriteJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
 		return
+	}
+	if h.storage != nil {
+		win.StorageBytes = map[string]float64{}
+		for vol, r := range h.storage.Results() {
+			if r.OK || r.Bytes > 0 {
+				win.StorageBytes[vol] = r.Bytes
+			}
+		}
 	}
 	admin.WriteJSON(w, http.StatusOK, win)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/usage-exporter/usage-exporter/exporter/quota"
 	"github.com/usage-exporter/usage-exporter/exporter/rollup"
 	"github.com/usage-exporter/usage-exporter/exporter/state"
+	"github.com/usage-exporter/usage-exporter/exporter/storage"
 	"github.com/usage-exporter/usage-exporter/internal/admin"
 	"github.com/usage-exporter/usage-exporter/internal/auth"
 	"github.com/usage-exporter/usage-exporter/plans"
@@ -39,6 +40,9 @@ type Options struct {
 	// Listeners, when set, are served instead of what Web names (tests).
 	Listeners []net.Listener
 	Logger    *slog.Logger
+	// StorageTick, when set, says when storage is measured again (tests);
+	// otherwise every storage.interval.
+	StorageTick <-chan time.Time
 	// AuthClient reaches the API token issuer (tests: its httptest client);
 	// http.DefaultClient when nil.
 	AuthClient *http.Client
@@ -147,8 +151,16 @@ func Run(ctx context.Context, opts Options) error {
 	var ready atomic.Bool
 	reloads := make(chan chan error)
 	guard := auth.NewReloadable(cfg.Auth, opts.AuthClient, opts.Now, log)
+	// Storage is measured on its own interval, never per scrape; its
+	// configuration takes effect at a restart.
+	var stored *storage.Measurer
+	if cfg.Storage.Enabled() {
+		stored = storage.New(cfg.Storage, cfg.Pricing.StoragePerGBMonth, now, log.With("component", "storage"))
+		reg.MustRegister(stored)
+		go stored.Run(ctx, opts.StorageTick)
+	}
 	httpErr, shutdown := admin.Serve(opts.Listeners,
-		newMux(reg, reg, m.Lines, pr.quotas, windowHandler{pr.rollups}, guard, opts, log, &ready, reloads), opts.Web, log)
+		newMux(reg, reg, m.Lines, pr.quotas, windowHandler{pr.rollups, stored}, guard, opts, log, &ready, reloads), opts.Web, log)
 	defer shutdown()
 
 	m.reloadOK.Set(1)

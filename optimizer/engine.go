@@ -172,6 +172,7 @@ func (e *Engine) compute(ctx context.Context, s *Settings, key string, days int)
 		return nil, fmt.Errorf("%w: %s: %v", ErrUnavailable, e.Source.Name(), err)
 	}
 	res := Recommend(snap, s.Prices, s.Config.Plans, *s.Config, now)
+	snap.StoragePerGBMonth = s.Config.Pricing.StoragePerGBMonth
 	r := NewReport(snap, res, s.Config.Plans, now)
 	e.health.cache.WithLabelValues("computed").Inc()
 	if err := e.Cache.Put(ctx, key, r, e.TTL+e.MaxStale); err != nil {

@@ -150,6 +150,9 @@ func (e *ExporterSource) getJSON(ctx context.Context, client *http.Client, path,
 	case http.StatusOK:
 	case http.StatusNotFound:
 		return errNotFound
+	case http.StatusUnauthorized, http.StatusForbidden:
+		// The quota API wants an admin's token (auth.oidc): /metrics has the same figures.
+		return errNotFound
 	case http.StatusServiceUnavailable:
 		return errUnavailable
 	default:
@@ -234,6 +237,12 @@ func FromFamilies(families map[string]*dto.MetricFamily, days int, now time.Time
 	})
 	latency := buckets{}
 	latencyOf := map[string]buckets{}
+	each("usage_storage_bytes", func(l map[string]string, m *dto.Metric) {
+		if s.StorageBytes == nil {
+			s.StorageBytes = map[string]float64{}
+		}
+		s.StorageBytes[l["volume"]] = m.GetGauge().GetValue()
+	})
 	each("usage_request_duration_seconds", func(l map[string]string, m *dto.Metric) {
 		h := m.GetHistogram()
 		sv := s.service(l["api_service"])

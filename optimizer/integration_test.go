@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
 	"github.com/usage-exporter/usage-exporter/exporter"
+	"github.com/usage-exporter/usage-exporter/exporter/storage"
 	"github.com/usage-exporter/usage-exporter/internal/promtest"
 )
 
@@ -145,6 +146,8 @@ func startExporter(t *testing.T, path string) (url string, reg prometheus.Gather
 	cfg := exporter.DefaultConfig()
 	cfg.Logs.Sources = []exporter.SourceConfig{{Path: path, Config: cfg.Logs.Sources[0].Config}}
 	cfg.Logs.Sources[0].Format = "json"
+	// The log's directory is a storage volume: usage_storage_bytes is served.
+	cfg.Storage.Volumes = []storage.Volume{{Name: "logs", Path: filepath.Dir(path)}}
 	return startExporterWith(t, &cfg)
 }
 
@@ -363,6 +366,14 @@ func TestExporterSourceExact(t *testing.T) {
 	if o.TotalAPICalls != 3000 || math.Abs(o.TotalCost-money(both.cost)) > 1e-9 || o.Meta.SinceExporterStart ||
 		!strings.HasPrefix(o.Meta.Source, "exporter ") {
 		t.Errorf("overview %+v meta %+v", o, o.Meta)
+	}
+	// Storage: the log directory holds the log alone, priced at $0.023 a GB-month.
+	fi, _ := os.Stat(log)
+	var c Costs
+	json.Unmarshal(get(t, &API{Engine: e}, APIPrefix+"costs?days=30").Body.Bytes(), &c)
+	if v := c.StorageByVolume["logs"]; v.Bytes != float64(fi.Size()) || c.CostBreakdown["storage"] != c.StorageCost ||
+		c.StorageMonthlyCost != money(float64(fi.Size())*0.023/1e9) {
+		t.Errorf("storage: %+v monthly %v breakdown %v (log %d bytes)", c.StorageByVolume, c.StorageMonthlyCost, c.CostBreakdown, fi.Size())
 	}
 }
 

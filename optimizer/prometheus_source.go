@@ -203,6 +203,12 @@ func (p *PrometheusSource) Snapshot(ctx context.Context, days int, now time.Time
 		pq.window(rec.rewrite(metric, by), by, s.Start, now, f)
 	}
 
+	pq.instant(fmt.Sprintf("avg by (volume) (avg_over_time(usage_storage_bytes[%dd]))", days), now, func(l model.Metric, v float64) {
+		if s.StorageBytes == nil {
+			s.StorageBytes = map[string]float64{}
+		}
+		s.StorageBytes[string(l["volume"])] = v
+	})
 	svc := func(l model.Metric) *ServiceUsage { return s.service(string(l["api_service"])) }
 	win("usage_requests_total", "api_service", func(l model.Metric, v float64) { svc(l).Calls = v })
 	win(`usage_requests_total{code!~"[23].."}`, "api_service", func(l model.Metric, v float64) { svc(l).Errors = v })

@@ -159,7 +159,19 @@ type Costs struct {
 	CostPerService       map[string]float64 `json:"cost_per_service"`
 	CostByModel          map[string]float64 `json:"cost_by_model"`
 	EgressCost           float64            `json:"egress_cost"`
-	Meta                 *Meta              `json:"meta,omitempty"`
+	// Storage is what the exporter's measured volumes cost: over the
+	// window in cost_breakdown["storage"] and StorageCost, a month in
+	// StorageMonthlyCost. TotalCost is the calls' cost alone.
+	StorageCost        float64                  `json:"storage_cost"`
+	StorageMonthlyCost float64                  `json:"storage_monthly_cost"`
+	StorageByVolume    map[string]StorageVolume `json:"storage_by_volume,omitempty"`
+	Meta               *Meta                    `json:"meta,omitempty"`
+}
+
+// StorageVolume is one volume's size and monthly cost.
+type StorageVolume struct {
+	Bytes       float64 `json:"bytes"`
+	MonthlyCost float64 `json:"monthly_cost"`
 }
 
 // RecommendationRow is a recommendation in the old shape plus the new fields.

@@ -55,6 +55,12 @@ type Snapshot struct {
 	Latency Latency // over all requests
 	// GPU utilisation, when Prometheus has DCGM or nvidia exporter series.
 	GPU *GPUUsage
+	// StorageBytes are the exporter's storage volumes (usage_storage_bytes:
+	// the window's mean from Prometheus, the last measurement from the
+	// exporter), by volume; StoragePerGBMonth prices them (the engine sets
+	// it from pricing.storage_per_gb_month).
+	StorageBytes      map[string]float64
+	StoragePerGBMonth float64
 	// Missing lists data the source could not provide, with the reason.
 	Missing map[string]string
 	// RecordingRules are the recorded series read instead of raw ones.

@@ -193,6 +193,19 @@ func costs(s *Snapshot) Costs {
 	if s.Anonymous != nil {
 		c.AnonymousCost = money(s.Anonymous.Cost)
 	}
+	if len(s.StorageBytes) > 0 {
+		c.StorageByVolume = map[string]StorageVolume{}
+		var monthly float64
+		for vol, b := range s.StorageBytes {
+			m := b * s.StoragePerGBMonth / 1e9
+			monthly += m
+			c.StorageByVolume[vol] = StorageVolume{Bytes: b, MonthlyCost: money(m)}
+		}
+		c.StorageMonthlyCost = money(monthly)
+		// The window's share of a month (30 days), as Monthly scales the other way.
+		c.StorageCost = money(monthly / s.Monthly(1))
+		c.CostBreakdown["storage"] = c.StorageCost
+	}
 	c.UnpricedCalls = count(s.UnpricedCalls())
 	c.UnpricedSharePercent = percent(s.UnpricedCalls(), s.TotalCalls())
 	return c

@@ -13,6 +13,7 @@ import (
 func FromWindow(w *window.Window, days int) *Snapshot {
 	s := newSnapshot(days, w.End)
 	s.Start, s.End = w.Start, w.End
+	s.StorageBytes = w.StorageBytes
 	from := w.Start
 	if w.Oldest.After(from) {
 		from = w.Oldest

@@ -34,6 +34,10 @@ type Window struct {
 	Hourly          []float64            `json:"hourly"`
 	HourlyByService map[string][]float64 `json:"hourly_by_service"`
 	Daily           []Day                `json:"daily"`
+
+	// StorageBytes are the exporter's storage volumes as last measured
+	// (not a window: what is stored now), by volume.
+	StorageBytes map[string]float64 `json:"storage_bytes,omitempty"`
 }
 
 // Service is one api_service's figures.
