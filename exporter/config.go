@@ -36,6 +36,9 @@ type Config struct {
 	Metrics    MetricsConfig   `yaml:"metrics"`
 	Labels     LabelsConfig    `yaml:"labels"`
 	Rollups    RollupsConfig   `yaml:"rollups"`
+	// Keycloak is the identity provider whose users' attributes give tiers
+	// (quota.tier_sources: keycloak).
+	Keycloak plans.KeycloakConfig `yaml:"keycloak"`
 	// Storage measures volumes and databases for the storage cost.
 	Storage storage.Config `yaml:"storage"`
 	// Auth guards /api/v1/quotas: OIDC bearer tokens and rate limits.
@@ -188,6 +191,7 @@ func DefaultConfig() Config {
 		Rollups:    RollupsConfig{Days: 90, PushInterval: 10 * time.Second},
 		Auth:       auth.DefaultConfig(),
 		Storage:    storage.DefaultConfig(),
+		Keycloak:   plans.DefaultKeycloakConfig(),
 	}
 }
 
@@ -207,6 +211,7 @@ func (c *Config) Validate() error {
 		{"pricing", c.Pricing.Validate()},
 		{"auth", c.Auth.Validate()},
 		{"storage", c.Storage.Validate()},
+		{"keycloak", c.Keycloak.Validate()},
 		{"litellm", c.LiteLLM.Validate()},
 		{"quota", c.Quota.validate()},
 		{"redis", c.Redis.Validate()},

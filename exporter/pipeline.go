@@ -27,6 +27,7 @@ type process struct {
 	store      quota.Store
 	quotas     *quotas
 	redisTiers *plans.RedisTiers // nil unless tiers are read from Redis
+	keycloak   *plans.Keycloak   // nil unless keycloak.url is set
 	tailers    *tailerCollector
 	litellm    *litellmCollector
 	resolver   litellm.Resolver // DNS of dns+ LiteLLM targets
@@ -45,11 +46,14 @@ type pipeline struct {
 
 // start runs a pipeline of cfg, continuing from st, until ctx ends.
 func (pr *process) start(ctx context.Context, cfg *Config, prices *pricing.Table, st carried) (*pipeline, error) {
-	var lookup plans.Lookup
+	lookups := map[string]plans.Lookup{}
 	if pr.redisTiers != nil {
-		lookup = pr.redisTiers
+		lookups[plans.SourceRedis] = pr.redisTiers
 	}
-	resolver := plans.NewResolver(cfg.Plans, cfg.Quota.TierSources, lookup)
+	if pr.keycloak != nil {
+		lookups[plans.SourceKeycloak] = pr.keycloak
+	}
+	resolver := plans.NewResolver(cfg.Plans, cfg.Quota.TierSources, lookups)
 	in, err := newIngester(cfg, pr.m, prices, resolver, pr.store, st, pr.now)
 	if err != nil {
 		return nil, err

@@ -40,6 +40,9 @@ type Options struct {
 	// Listeners, when set, are served instead of what Web names (tests).
 	Listeners []net.Listener
 	Logger    *slog.Logger
+	// KeycloakTick, when set, says when Keycloak's users are read again
+	// (tests); otherwise every keycloak.refresh.
+	KeycloakTick <-chan time.Time
 	// StorageTick, when set, says when storage is measured again (tests);
 	// otherwise every storage.interval.
 	StorageTick <-chan time.Time
@@ -147,6 +150,15 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	defer closeLedger()
 	pr.quotas = newQuotas(pr.store, cfg, now)
+	if cfg.Keycloak.Enabled() {
+		// Read in the background: until the first read the other tier
+		// sources answer; a failure is keycloak_up 0 and a log line.
+		if pr.keycloak, err = plans.NewKeycloak(cfg.Keycloak, nil, "usage_exporter", log.With("component", "keycloak")); err != nil {
+			return err
+		}
+		reg.MustRegister(pr.keycloak.Collectors()...)
+		go pr.keycloak.Run(ctx, opts.KeycloakTick)
+	}
 
 	var ready atomic.Bool
 	reloads := make(chan chan error)

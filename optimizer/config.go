@@ -27,6 +27,8 @@ type Config struct {
 
 	// Auth guards the analytics API: OIDC bearer tokens and rate limits.
 	Auth auth.Config `yaml:"auth"`
+	// Keycloak, when its url is set, names the users of by-user.
+	Keycloak plans.KeycloakConfig `yaml:"keycloak"`
 }
 
 // PriorityConfig grades monthly savings: high when at least
@@ -122,8 +124,9 @@ func DefaultConfig() Config {
 		Batch:         BatchConfig{Services: []string{"embeddings"}, Discount: 0.5},
 		Scheduling: SchedulingConfig{BusiestHours: 4, OffPeakDiscount: 0.2, PeakToMean: 2, PeakShiftFraction: 0.2,
 			MinToMax: 0.3, ScaleDownFraction: 0.5},
-		GPU:  GPUConfig{TargetUtilization: 0.7, RecoverableFraction: 0.5},
-		Auth: auth.DefaultConfig(),
+		GPU:      GPUConfig{TargetUtilization: 0.7, RecoverableFraction: 0.5},
+		Auth:     auth.DefaultConfig(),
+		Keycloak: plans.DefaultKeycloakConfig(),
 	}
 }
 
@@ -137,6 +140,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Auth.Validate(); err != nil {
 		return fielderr.Under("auth", err)
+	}
+	if err := c.Keycloak.Validate(); err != nil {
+		return fielderr.Under("keycloak", err)
 	}
 	shares := []struct {
 		name string

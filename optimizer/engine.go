@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/usage-exporter/usage-exporter/plans"
 	"github.com/usage-exporter/usage-exporter/pricing"
 	"golang.org/x/sync/singleflight"
 	"gopkg.in/yaml.v3"
@@ -48,6 +49,8 @@ type Engine struct {
 	LockWait time.Duration
 	Logger   *slog.Logger
 	Now      func() time.Time
+	// Directory, when set, names users (by-user.username): Keycloak.
+	Directory Directory
 
 	settings atomic.Pointer[Settings]
 	flight   singleflight.Group
@@ -57,6 +60,11 @@ type Engine struct {
 	current  atomic.Pointer[Report] // the last good report of the background window
 
 	health *health
+}
+
+// Directory knows users' names by id.
+type Directory interface {
+	User(id string) (*plans.KeycloakUser, bool)
 }
 
 // ErrUnavailable wraps a source failure.
@@ -174,6 +182,13 @@ func (e *Engine) compute(ctx context.Context, s *Settings, key string, days int)
 	res := Recommend(snap, s.Prices, s.Config.Plans, *s.Config, now)
 	snap.StoragePerGBMonth = s.Config.Pricing.StoragePerGBMonth
 	r := NewReport(snap, res, s.Config.Plans, now)
+	if e.Directory != nil {
+		for i := range r.Users {
+			if u, ok := e.Directory.User(r.Users[i].UserID); ok && u.Username != "" {
+				r.Users[i].Username = u.Username
+			}
+		}
+	}
 	e.health.cache.WithLabelValues("computed").Inc()
 	if err := e.Cache.Put(ctx, key, r, e.TTL+e.MaxStale); err != nil {
 		e.health.cacheError(err)

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/usage-exporter/usage-exporter/internal/admin"
 	"github.com/usage-exporter/usage-exporter/internal/auth"
+	"github.com/usage-exporter/usage-exporter/plans"
 )
 
 // Options are the sidecar's process settings, mostly from flags.
@@ -122,6 +123,15 @@ func Run(ctx context.Context, o Options) error {
 		versioncollector.NewCollector("usage_optimizer"))
 	if err := eng.Register(reg); err != nil {
 		return err
+	}
+	if o.Config.Keycloak.Enabled() {
+		kc, err := plans.NewKeycloak(o.Config.Keycloak, nil, "usage_optimizer", log.With("component", "keycloak"))
+		if err != nil {
+			return err
+		}
+		reg.MustRegister(kc.Collectors()...)
+		go kc.Run(ctx, nil)
+		eng.Directory = kc
 	}
 	reloadOK := prometheus.NewGauge(prometheus.GaugeOpts{Name: "usage_optimizer_config_last_reload_successful",
 		Help: "1 if the last reload (SIGHUP or POST /-/reload) succeeded."})

@@ -20,9 +20,9 @@ func DefaultSources() []string { return []string{SourceLog, SourceRedis, SourceC
 // ValidateSources checks a list of tier sources: known names, each once.
 func ValidateSources(sources []string) error {
 	for i, s := range sources {
-		known := s == SourceLog || s == SourceRedis || s == SourceConfig
+		known := s == SourceLog || s == SourceRedis || s == SourceConfig || s == SourceKeycloak
 		if !known || slices.Index(sources, s) != i {
-			return fielderr.New(fmt.Sprintf("[%d]", i), "must be log, redis or config, each once, not %q", s)
+			return fielderr.New(fmt.Sprintf("[%d]", i), "must be log, redis, keycloak or config, each once, not %q", s)
 		}
 	}
 	return nil
@@ -40,15 +40,15 @@ type Resolver struct {
 	index   map[string]int
 	sources []string
 	users   map[string]int
-	lookup  Lookup // Redis; nil when not used
+	lookups map[string]Lookup // by source: Redis, Keycloak
 	def     int
 }
 
-// NewResolver resolves tiers of cfg from sources in order; lookup is the
-// Redis source (nil without Redis).
-func NewResolver(cfg Config, sources []string, lookup Lookup) *Resolver {
+// NewResolver resolves tiers of cfg from sources in order; lookups are the
+// sources that are services (SourceRedis, SourceKeycloak), absent when not used.
+func NewResolver(cfg Config, sources []string, lookups map[string]Lookup) *Resolver {
 	r := &Resolver{names: append(cfg.Names(), AnonymousTier), index: map[string]int{}, sources: sources,
-		users: map[string]int{}, lookup: lookup}
+		users: map[string]int{}, lookups: lookups}
 	for i, t := range r.names {
 		r.index[t] = i
 	}
@@ -91,11 +91,12 @@ func (r *Resolver) Resolve(user, lineTier []byte) int {
 			if i, ok := r.configured(lineTier); ok && len(lineTier) > 0 {
 				return i
 			}
-		case SourceRedis:
-			if r.lookup == nil {
+		case SourceRedis, SourceKeycloak:
+			lookup := r.lookups[src]
+			if lookup == nil {
 				continue
 			}
-			if t, ok := r.lookup.Tier(user); ok {
+			if t, ok := lookup.Tier(user); ok {
 				if i, ok := r.configured([]byte(t)); ok {
 					return i
 				}
