@@ -26,6 +26,7 @@ type call struct {
 	route    *classify.Route
 	svc      int
 	user     int    // slot in userLabels
+	org      int    // slot in the organisations' labels; -1 without one
 	stored   string // the user's id as the ledger keeps it; empty for anonymous requests
 	userHash uint64 // of stored
 	tier     int
@@ -52,6 +53,7 @@ type attributor struct {
 	modelService  int       // the service whose calls are model calls; -1 if none
 	spend         []bool    // by source: price its model calls
 	users         *userLabels
+	orgs          *userLabels // nil under orgs.label: dropped
 	tiers         *plans.Resolver
 	models        *modelTable
 	dups          *dedup.Window
@@ -62,7 +64,7 @@ type attributor struct {
 
 // newAttributor builds the stage of cfg, continuing the user labels of the
 // pipeline before (nil for none).
-func newAttributor(cfg *Config, m *Metrics, prices *pricing.Table, tiers *plans.Resolver, users *userLabels) (*attributor, error) {
+func newAttributor(cfg *Config, m *Metrics, prices *pricing.Table, tiers *plans.Resolver, users, orgs *userLabels) (*attributor, error) {
 	cc := cfg.Classify
 	cc.MaxRouteBytes = cfg.Labels.MaxBytes
 	cl, err := classify.New(cc)
@@ -72,6 +74,9 @@ func newAttributor(cfg *Config, m *Metrics, prices *pricing.Table, tiers *plans.
 	a := &attributor{classifier: cl, tiers: tiers, dupConfig: cfg.Duplicates, now: time.Now, modelService: -1,
 		users:  users.reuse(cfg.Users, m.seriesOverflow.With(overflowUser, "")),
 		models: newModelTable(prices, cfg.Pricing.MaxModels, m.seriesOverflow.With(overflowModel, ""))}
+	if cfg.Orgs.Label != UserLabelDropped {
+		a.orgs = orgs.reuse(cfg.Orgs.users(), m.seriesOverflow.With(overflowOrg, ""))
+	}
 	for i, name := range cl.Services() {
 		a.perCall = append(a.perCall, max(cfg.Pricing.PerCall[name], 0))
 		if name == cfg.LiteLLM.APIService {
@@ -100,6 +105,7 @@ func (a *attributor) attribute(eb *eventBatch, ev *event, c *call) bool {
 		c.svc = int(ev.service)
 	}
 	a.user(c, eb.bytes(ev.user), eb.bytes(ev.tier), 1)
+	c.org = a.org(eb.bytes(ev.org), 1)
 	if ev.unixNano != 0 {
 		c.at = time.Unix(0, ev.unixNano)
 	} else {
@@ -140,6 +146,15 @@ func (a *attributor) user(c *call, user, lineTier []byte, traffic float64) {
 		return
 	}
 	c.user, c.stored, c.userHash, c.tier = slot, e.Key, e.Value.hash, a.tiers.Resolve(user, lineTier)
+}
+
+// org is the slot of an organisation id, -1 for none (or orgs.label: dropped).
+func (a *attributor) org(id []byte, traffic float64) int {
+	if len(id) == 0 || a.orgs == nil {
+		return -1
+	}
+	slot, _ := a.orgs.index(id, traffic)
+	return slot
 }
 
 // price prices a model call from the logs: a logged cost is taken as it

@@ -145,6 +145,11 @@ func Backfill(ctx context.Context, o BackfillOptions) (BackfillResult, error) {
 			if gone := in.attr.users.rebalance(step); len(gone) > 0 {
 				in.count.dropUsers(gone)
 			}
+			if in.attr.orgs != nil {
+				if gone := in.attr.orgs.rebalance(step); len(gone) > 0 {
+					in.count.dropOrgs(gone)
+				}
+			}
 		}
 		clock = step
 		if err := w.write(ctx, step, m, &res); err != nil {

@@ -40,6 +40,10 @@ type checkpoint struct {
 	// that chose them, and every user's tier (encodeUsers), in a part of
 	// its own.
 	Users []byte `json:"-"`
+	// OrgIDs and Orgs are the same for the organisations with a label of
+	// their own (no tiers), in a part of their own.
+	OrgIDs string `json:"org_ids,omitempty"`
+	Orgs   []byte `json:"-"`
 	quota.Saved
 }
 
@@ -62,6 +66,7 @@ type carried struct {
 	tierNames  []string        // what the tier indexes of tierOf name
 	rollups    *rollup.Rollups // the process's; nil when off
 	users      *userLabels     // nil: none yet
+	orgs       *userLabels     // nil: none yet
 	rewrite    bool            // the state file must be written even without news (ids converted)
 }
 
@@ -126,6 +131,11 @@ func (in *ingester) snapshot(written time.Time) *snapshot {
 	if gone := in.attr.users.rebalance(written); len(gone) > 0 {
 		in.count.dropUsers(gone)
 	}
+	if in.attr.orgs != nil {
+		if gone := in.attr.orgs.rebalance(written); len(gone) > 0 {
+			in.count.dropOrgs(gone)
+		}
+	}
 	in.changed, in.period = false, in.ledger.current().ID
 	rs := resumeState{Positions: in.positionList()}
 	if in.procs.Count() > 0 {
@@ -137,6 +147,9 @@ func (in *ingester) snapshot(written time.Time) *snapshot {
 	cp := checkpoint{Version: 3, Written: written.UTC(), Positions: rs.Positions, LiteLLM: rs.LiteLLM,
 		FirstTimes: in.firstTimes, LastTimes: in.lastTimes, Saved: qc.Saved, UserIDs: idScheme(in.attr.users.cfg),
 		Users: encodeUsers(in.attr.users, in.ledger.tierOf, in.attr.tiers.Names())}
+	if in.attr.orgs != nil {
+		cp.OrgIDs, cp.Orgs = idScheme(in.attr.orgs.cfg), encodeUsers(in.attr.orgs, nil, nil)
+	}
 	var rollups *rollup.Saved
 	if in.rollups != nil {
 		rollups = in.rollups.Checkpoint()
@@ -150,5 +163,5 @@ func (in *ingester) snapshot(written time.Time) *snapshot {
 // carry is what the next pipeline continues from.
 func (in *ingester) carry() carried {
 	return carried{positions: in.positionList(), litellm: in.procs, rollups: in.rollups, firstTimes: in.firstTimes, lastTimes: in.lastTimes,
-		tierOf: in.ledger.tierOf, tierNames: in.attr.tiers.Names(), users: in.attr.users}
+		tierOf: in.ledger.tierOf, tierNames: in.attr.tiers.Names(), users: in.attr.users, orgs: in.attr.orgs}
 }

@@ -36,6 +36,8 @@ type Config struct {
 	Metrics    MetricsConfig   `yaml:"metrics"`
 	Labels     LabelsConfig    `yaml:"labels"`
 	Rollups    RollupsConfig   `yaml:"rollups"`
+	// Orgs are the organisations (a line's org_id, LiteLLM's org_id label).
+	Orgs OrgsConfig `yaml:"orgs"`
 	// Keycloak is the identity provider whose users' attributes give tiers
 	// (quota.tier_sources: keycloak).
 	Keycloak plans.KeycloakConfig `yaml:"keycloak"`
@@ -148,6 +150,27 @@ type UsersConfig struct {
 	MaxUsers int `yaml:"max_users"`
 }
 
+// OrgsConfig governs the organisation label as UsersConfig governs the
+// user's: a policy for the value and a cap, past which organisations fold
+// into __other__.
+type OrgsConfig struct {
+	Label   string `yaml:"label"`
+	HashKey string `yaml:"hash_key,omitempty"`
+	MaxOrgs int    `yaml:"max_orgs"`
+}
+
+// users is the equivalent user policy, which the organisations' labels use.
+func (o OrgsConfig) users() UsersConfig {
+	return UsersConfig{Label: o.Label, HashKey: o.HashKey, MaxUsers: o.MaxOrgs}
+}
+
+func (o OrgsConfig) validate() error {
+	if o.MaxOrgs < 1 {
+		return fielderr.New("max_orgs", "must be at least 1, not %d", o.MaxOrgs)
+	}
+	return o.users().validate()
+}
+
 // Defaults of settings that have no better home.
 const (
 	defaultCheckpointInterval = 5 * time.Second
@@ -192,6 +215,7 @@ func DefaultConfig() Config {
 		Auth:       auth.DefaultConfig(),
 		Storage:    storage.DefaultConfig(),
 		Keycloak:   plans.DefaultKeycloakConfig(),
+		Orgs:       OrgsConfig{Label: UserLabelRaw, MaxOrgs: 1000},
 	}
 }
 
@@ -206,6 +230,7 @@ func (c *Config) Validate() error {
 	}{
 		{"classify", c.Classify.Validate()},
 		{"users", c.Users.validate()},
+		{"orgs", c.Orgs.validate()},
 		{"plans", c.Plans.Validate()},
 		{"duplicates", c.Duplicates.Validate()},
 		{"pricing", c.Pricing.Validate()},

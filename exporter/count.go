@@ -17,6 +17,8 @@ type counter struct {
 	services []*serviceSeries
 	routes   map[routeKey]*routeSeries
 	users    []*userSeries // by userLabels slot
+	orgs     []*orgSeries  // by the organisations' slot
+	orgNames *userLabels
 	models   []*modelSeries
 	teams    map[string]*series.Series
 	keys     map[string]*series.Series
@@ -58,6 +60,13 @@ type userSeries struct {
 	tokens   map[int]*series.Series    // tier
 }
 
+// orgSeries caches the series of one organisation label, by service.
+type orgSeries struct {
+	label    string
+	requests map[int]*series.Series
+	cost     map[int]*series.Series
+}
+
 // modelSeries caches the series of one model label.
 type modelSeries struct {
 	label         string
@@ -73,7 +82,7 @@ type modelSeries struct {
 func newCounter(cfg *Config, m *Metrics, a *attributor) *counter {
 	c := &counter{m: m, egressGB: cfg.Pricing.EgressPerGB, routes: map[routeKey]*routeSeries{},
 		teams: map[string]*series.Series{}, keys: map[string]*series.Series{},
-		tiers: a.tiers.Names(), labels: a.users, table: a.models, costByService: cfg.Metrics.UserCostByService}
+		tiers: a.tiers.Names(), labels: a.users, orgNames: a.orgs, table: a.models, costByService: cfg.Metrics.UserCostByService}
 	for i, name := range a.classifier.Services() {
 		ss := &serviceSeries{
 			name:          name,
@@ -120,12 +129,16 @@ func (c *counter) count(cl *call, ev *event) {
 	}
 	us := c.user(cl.user)
 	c.userRequests(us, cl.tier, cl.svc).Inc()
+	if cl.org >= 0 {
+		c.orgSeries(c.org(cl.org).requests, c.m.orgRequests, cl.org, cl.svc).Inc()
+	}
 	switch {
 	case cl.model >= 0:
 		c.modelCall(cl, ev.status >= 400, us)
 	case cl.cost > 0:
 		ss.perCallCost.Add(cl.cost)
 		c.userCost(us, cl.tier, cl.svc).Add(cl.cost)
+		c.orgCost(cl.org, cl.svc, cl.cost)
 	case cl.unpriced != "":
 		if c.noModel == nil {
 			c.noModel = c.m.unpriced.With("", cl.unpriced)
@@ -167,6 +180,7 @@ func (c *counter) modelCall(cl *call, failed bool, us *userSeries) {
 	if cl.cost > 0 {
 		c.modelCost(ms, cl.svc).Add(cl.cost)
 		c.userCost(us, cl.tier, cl.svc).Add(cl.cost)
+		c.orgCost(cl.org, cl.svc, cl.cost)
 	}
 }
 
@@ -197,6 +211,50 @@ func (c *counter) user(slot int) *userSeries {
 		c.users[slot] = us
 	}
 	return us
+}
+
+// org returns the series of an organisations' slot.
+func (c *counter) org(slot int) *orgSeries {
+	for len(c.orgs) <= slot {
+		c.orgs = append(c.orgs, nil)
+	}
+	o := c.orgs[slot]
+	if o == nil {
+		o = &orgSeries{label: c.orgNames.label(slot), requests: map[int]*series.Series{}, cost: map[int]*series.Series{}}
+		c.orgs[slot] = o
+	}
+	return o
+}
+
+// orgSeries is the series of vec for an organisation and service, cached.
+func (c *counter) orgSeries(cache map[int]*series.Series, vec *series.Family, slot, svc int) *series.Series {
+	s, ok := cache[svc]
+	if !ok {
+		s = vec.With(c.org(slot).label, c.services[svc].name)
+		cache[svc] = s
+	}
+	return s
+}
+
+// orgCost adds dollars to an organisation's cost; slot -1 is none.
+func (c *counter) orgCost(slot, svc int, v float64) {
+	if slot >= 0 {
+		c.orgSeries(c.org(slot).cost, c.m.orgCost, slot, svc).Add(v)
+	}
+}
+
+// dropOrgs removes the series of organisations that lost their label.
+func (c *counter) dropOrgs(labels []string) {
+	gone := make(map[string]bool, len(labels))
+	for _, l := range labels {
+		gone[l] = true
+	}
+	c.m.dropOrgs(func(label string) bool { return gone[label] })
+	for slot, o := range c.orgs {
+		if o != nil && gone[o.label] && slot >= firstUser {
+			c.orgs[slot] = nil
+		}
+	}
 }
 
 // dropUsers removes the series of users who lost their label (see

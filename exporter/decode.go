@@ -34,6 +34,7 @@ type event struct {
 	size        int64
 	unixNano    int64 // 0 when the line had no time
 	user        span
+	org         span
 	tier        span
 	cacheKey    span
 	// A model call: the line names a model or carries tokens or a cost.
@@ -175,6 +176,7 @@ func (d *decoder) decode(b *tailer.Batch) *eventBatch {
 			duration:    rec.Duration,
 			size:        rec.Size,
 			user:        eb.put(d.label(rec.User)),
+			org:         eb.put(d.label(rec.Org)),
 			tier:        eb.put(rec.Tier),
 			cacheKey:    eb.put(rec.CacheKey),
 			model:       eb.put(d.label(rec.Model)),
@@ -209,7 +211,7 @@ var (
 	errManyTokens  = &logparse.Error{Reason: logparse.ReasonValue, Msg: "token count beyond logs.limits.max_tokens"}
 	errBigCost     = &logparse.Error{Reason: logparse.ReasonValue, Msg: "cost beyond logs.limits.max_cost"}
 	errLongRequest = &logparse.Error{Reason: logparse.ReasonValue, Msg: "request time beyond logs.limits.max_duration"}
-	errLongLabel   = &logparse.Error{Reason: logparse.ReasonValue, Msg: "user or model longer than labels.max_bytes (labels.overlong: reject)"}
+	errLongLabel   = &logparse.Error{Reason: logparse.ReasonValue, Msg: "user, organisation or model longer than labels.max_bytes (labels.overlong: reject)"}
 )
 
 // check applies the plausibility bounds and the label length bound.
@@ -225,7 +227,8 @@ func (d *decoder) check(rec *logparse.Record) error {
 		return errBigCost
 	case rec.HasDuration && rec.Duration > l.MaxDuration.Seconds():
 		return errLongRequest
-	case d.labels.Overlong == OverlongReject && (len(rec.User) > d.labels.MaxBytes || len(rec.Model) > d.labels.MaxBytes):
+	case d.labels.Overlong == OverlongReject && (len(rec.User) > d.labels.MaxBytes || len(rec.Model) > d.labels.MaxBytes ||
+		len(rec.Org) > d.labels.MaxBytes):
 		return errLongLabel
 	}
 	return nil

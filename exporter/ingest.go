@@ -65,7 +65,7 @@ type sourceState struct {
 // pipeline (or the state file) left.
 func newIngester(cfg *Config, m *Metrics, prices *pricing.Table, tiers *plans.Resolver, store quota.Store,
 	st carried, now func() time.Time) (*ingester, error) {
-	attr, err := newAttributor(cfg, m, prices, tiers, st.users)
+	attr, err := newAttributor(cfg, m, prices, tiers, st.users, st.orgs)
 	if err != nil {
 		return nil, err
 	}

@@ -70,6 +70,9 @@ func (in *ingester) applyLiteLLM(sc litellmScrape, now time.Time) {
 		if k.Team != "" {
 			labelCounter(c.teams, c.m.teamCost, k.Team).Add(v)
 		}
+		if k.Org != "" {
+			c.orgCost(att.org([]byte(k.Org), 1), svc, v)
+		}
 		if k.Key != "" {
 			labelCounter(c.keys, c.m.keyCost, k.Key).Add(v)
 		}

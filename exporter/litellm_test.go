@@ -158,6 +158,11 @@ func TestLiteLLMThroughRun(t *testing.T) {
 		}
 	}
 	check(1, nil)
+	// Every spend series of the capture carries org_id: the organisation has it all.
+	orgs := sumCounter(t, inst.reg, "usage_org_cost_dollars_total", func(l map[string]string) string { return l["org"] + "/" + l["api_service"] })
+	if len(orgs) != 1 || math.Abs(orgs["8d1f6b0e-3c2a-4f7e-9a51-2b7c4e9d0a13/llm"]-39.935979) > 1e-6 {
+		t.Errorf("spend by organisation %v, want 39.935979 for 8d1f6b0e-... on llm", orgs)
+	}
 	if up, _ := gaugeValue(t, inst.reg, "usage_exporter_litellm_up"); up != 1 {
 		t.Errorf("litellm_up %v", up)
 	}

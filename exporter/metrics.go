@@ -27,6 +27,7 @@ const (
 	overflowUser  = "user_cap"
 	overflowRoute = "route_cap"
 	overflowModel = "model_cap"
+	overflowOrg   = "org_cap"
 )
 
 // Directions of usage_llm_tokens_total: disjoint billing buckets.
@@ -115,6 +116,8 @@ type Metrics struct {
 	llmTokens        *series.Family
 	llmRequestTokens *series.Family
 	teamCost         *series.Family
+	orgRequests      *series.Family
+	orgCost          *series.Family
 	keyCost          *series.Family
 	unpriced         *series.Family
 
@@ -201,7 +204,11 @@ func NewMetrics(reg prometheus.Registerer, cfg MetricsConfig, now func() time.Ti
 			"Prompt tokens per model call (input, cache reads and writes), from the access logs.",
 			series.HistogramOpts{Buckets: requestTokenBuckets}, "model"),
 		teamCost: counter("llm_team_cost_dollars_total", "LiteLLM spend in dollars by team.", "team"),
-		keyCost:  counter("llm_api_key_cost_dollars_total", "LiteLLM spend in dollars by API key alias.", "api_key"),
+		orgRequests: counter("org_requests_total",
+			"Requests by organisation (the line's org_id; orgs.max_orgs have a label, the rest __other__) and api_service.", "org", "api_service"),
+		orgCost: counter("org_cost_dollars_total",
+			"Cost in dollars by organisation and api_service: the calls' cost from the logs, or LiteLLM's spend by its org_id label.", "org", "api_service"),
+		keyCost: counter("llm_api_key_cost_dollars_total", "LiteLLM spend in dollars by API key alias.", "api_key"),
 		unpriced: counter("exporter_unpriced_requests_total",
 			"Model calls that could not be priced, by model and reason (unknown_model, no_tokens); their tokens are counted.",
 			"model", "reason"),
@@ -261,6 +268,11 @@ func (m *Metrics) initLines() {
 }
 
 // dropUsers removes the per-user series of the user labels match accepts.
+// dropOrgs removes the series of organisations match accepts.
+func (m *Metrics) dropOrgs(match func(label string) bool) int {
+	return m.orgRequests.Drop("org", match) + m.orgCost.Drop("org", match)
+}
+
 func (m *Metrics) dropUsers(match func(label string) bool) int {
 	n := 0
 	for _, f := range []*series.Family{m.userRequests, m.userCost, m.userTokens} {

@@ -135,6 +135,7 @@ func Run(ctx context.Context, opts Options) error {
 			"file", dir.File(stateFile), "err", err)
 	}
 	relabel := restoreUserState(&cp, &st, cfg.Users, m, log, dir.File(stateFile))
+	restoreOrgs(&cp, &st, cfg.Orgs, m, log, dir.File(stateFile))
 	if st.users.denied, _, err = readDenied(dir); err != nil {
 		return err
 	}

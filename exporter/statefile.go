@@ -28,7 +28,7 @@ func encodeState(cp *checkpoint, lines []byte) []byte {
 	j, _ := json.Marshal(cp)
 	b := make([]byte, 0, len(stateHeader)+len(j)+len(lines)+len(cp.LiteLLM)+len(cp.Rollups)+len(cp.Users)+50)
 	b = append(b, stateHeader...)
-	for _, part := range [][]byte{j, lines, cp.LiteLLM, cp.Rollups, cp.Users} {
+	for _, part := range [][]byte{j, lines, cp.LiteLLM, cp.Rollups, cp.Users, cp.Orgs} {
 		b = binary.AppendUvarint(b, uint64(len(part)))
 		b = append(b, part...)
 	}
@@ -57,7 +57,7 @@ func decodeState(data []byte) (cp checkpoint, lines []byte, err error) {
 	}
 	j := part()
 	lines = part()
-	var llm, rollups, users []byte
+	var llm, rollups, users, orgs []byte
 	if version >= 3 {
 		llm = part()
 	}
@@ -67,13 +67,16 @@ func decodeState(data []byte) (cp checkpoint, lines []byte, err error) {
 	if len(rest) > 0 {
 		users = part()
 	}
+	if len(rest) > 0 {
+		orgs = part()
+	}
 	if err != nil {
 		return cp, nil, err
 	}
 	if err := json.Unmarshal(j, &cp); err != nil {
 		return cp, nil, err
 	}
-	cp.LiteLLM, cp.Rollups, cp.Users = llm, rollups, users
+	cp.LiteLLM, cp.Rollups, cp.Users, cp.Orgs = llm, rollups, users, orgs
 	return cp, lines, nil
 }
 

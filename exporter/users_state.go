@@ -188,6 +188,27 @@ func restoreUserState(cp *checkpoint, st *carried, c UsersConfig, m *Metrics, lo
 	return relabel
 }
 
+// restoreOrgs restores the organisations with a label of their own; under
+// another policy than the state file's they are chosen again, and the
+// series of the old labels go.
+func restoreOrgs(cp *checkpoint, st *carried, c OrgsConfig, m *Metrics, log *slog.Logger, file string) {
+	if c.Label == UserLabelDropped || len(cp.Orgs) == 0 {
+		return
+	}
+	if cp.OrgIDs != idScheme(c.users()) {
+		log.Info("orgs.label or orgs.hash_key changed: organisation labels are chosen again", "file", file)
+		m.dropOrgs(func(label string) bool { return !isFixedLabel(label) })
+		st.rewrite = true
+		return
+	}
+	saved, err := decodeUsers(cp.Orgs)
+	if err != nil {
+		log.Warn("the state file's organisation labels are unreadable: they are chosen again", "file", file, "err", err)
+		return
+	}
+	st.orgs, _, _ = restoreUsers(saved, cp.OrgIDs, c.users(), m.seriesOverflow.With(overflowOrg, ""))
+}
+
 // isFixedLabel reports a user label the exporter introduces, which names no one.
 func isFixedLabel(label string) bool {
 	return label == otherLabel || label == anonymousLabel || label == forgottenLabel

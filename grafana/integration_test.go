@@ -67,8 +67,8 @@ func (g *gateway) write(t *testing.T, lines int) {
 		case 13:
 			status = 429
 		}
-		fmt.Fprintf(w, `{"timestamp":"%s","user_id":"%s","tier":"%s","method":"POST","path":"/api/v1/%s/op%d/%d","status":%d,"duration_ms":%d,"size":%d,"service":"%s","cache_key":"k%d"`,
-			time.Now().UTC().Format(time.RFC3339Nano), u.id, u.tier, svc, i%3, 1000+i, status, 20+i%40*25, 500+i%9*300, svc, i%50)
+		fmt.Fprintf(w, `{"timestamp":"%s","user_id":"%s","org_id":"org-%d","tier":"%s","method":"POST","path":"/api/v1/%s/op%d/%d","status":%d,"duration_ms":%d,"size":%d,"service":"%s","cache_key":"k%d"`,
+			time.Now().UTC().Format(time.RFC3339Nano), u.id, i%2, u.tier, svc, i%3, 1000+i, status, 20+i%40*25, 500+i%9*300, svc, i%50)
 		if svc == "llm" {
 			fmt.Fprintf(w, `,"model":"gpt-4o","input_tokens":%d,"output_tokens":%d`, 300+i%7*400, 50+i%5*40)
 		}

@@ -119,6 +119,18 @@ func overview() (dashboard.Dashboard, error) {
 			DisplayMode(common.BarGaugeDisplayModeGradient).Orientation(common.VizOrientationHorizontal).
 			ReduceOptions(reduce("lastNotNull")).Thresholds(thresholds("blue"))))
 
+	b = b.WithRow(l.row("Organisations")).
+		WithPanel(place(l, 12, 8, bargauge.NewPanelBuilder().Title("Calls by organisation (top 10)").Unit("short").
+			Description("Requests by the lines' org_id (organisations past the exporter's orgs.max_orgs are __other__).").
+			WithTarget(instant("A", fmt.Sprintf(`topk(10, sum by (org) (increase(usage_org_requests_total{%s}[$__range])))`, svc), "{{org}}")).
+			DisplayMode(common.BarGaugeDisplayModeGradient).Orientation(common.VizOrientationHorizontal).
+			ReduceOptions(reduce("lastNotNull")).Thresholds(thresholds("blue")))).
+		WithPanel(place(l, 12, 8, bargauge.NewPanelBuilder().Title("Cost by organisation (top 10)").Unit("currencyUSD").
+			Description("The calls' cost from the logs, or LiteLLM's spend by its org_id label, whichever is the source of spend.").
+			WithTarget(instant("A", fmt.Sprintf(`topk(10, sum by (org) (increase(usage_org_cost_dollars_total{%s}[$__range])))`, svc), "{{org}}")).
+			DisplayMode(common.BarGaugeDisplayModeGradient).Orientation(common.VizOrientationHorizontal).
+			ReduceOptions(reduce("lastNotNull")).Thresholds(thresholds("blue"))))
+
 	b = b.WithRow(l.row("Latency")).
 		WithPanel(place(l, 24, 8, timeseries.NewPanelBuilder().Title("Latency p50 / p95 / p99 by service").Unit("s").
 			Description("From the request-time histogram: its native buckets where Prometheus stores them, else the classic _bucket series (the first query that has data wins).").

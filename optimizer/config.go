@@ -107,6 +107,9 @@ type GPUConfig struct {
 type CostsConfig struct {
 	GPUHourly            float64 `yaml:"gpu_hourly"`
 	InfrastructureHourly float64 `yaml:"infrastructure_hourly"`
+	// SplitAcrossOrgs shares InfrastructureHourly evenly among the
+	// organisations active in the window (costs' cost_by_org).
+	SplitAcrossOrgs bool `yaml:"split_infrastructure_across_orgs"`
 }
 
 // DefaultConfig holds the assumptions of OPTIMIZER.md.

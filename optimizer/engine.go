@@ -181,6 +181,9 @@ func (e *Engine) compute(ctx context.Context, s *Settings, key string, days int)
 	}
 	res := Recommend(snap, s.Prices, s.Config.Plans, *s.Config, now)
 	snap.StoragePerGBMonth = s.Config.Pricing.StoragePerGBMonth
+	if s.Config.Costs.SplitAcrossOrgs {
+		snap.SharedInfrastructureHourly = s.Config.Costs.InfrastructureHourly
+	}
 	r := NewReport(snap, res, s.Config.Plans, now)
 	if e.Directory != nil {
 		for i := range r.Users {

@@ -287,6 +287,8 @@ func FromFamilies(families map[string]*dto.MetricFamily, days int, now time.Time
 	})
 	counter("usage_user_cost_dollars_total", func(l map[string]string, v float64) { s.user(l["user"], l["tier"]).Cost += v })
 	counter("usage_user_tokens_total", func(l map[string]string, v float64) { s.user(l["user"], l["tier"]).Tokens += v })
+	counter("usage_org_requests_total", func(l map[string]string, v float64) { s.org(l["org"]).Calls += v })
+	counter("usage_org_cost_dollars_total", func(l map[string]string, v float64) { s.org(l["org"]).Cost += v })
 	s.countLabelledUsers()
 	s.Quotas = quotasOf(families, now)
 

@@ -32,7 +32,9 @@ type traffic struct {
 	errors      map[string]float64
 	users       map[string]float64 // calls by user
 	userTier    map[string]string
-	cost        float64 // model, per-call and egress dollars
+	orgCalls    map[string]float64 // by org_id: alice's and bob's lines are acme's, carol's globex's
+	orgCost     map[string]float64 // model and per-call dollars (egress is no one's)
+	cost        float64            // model, per-call and egress dollars
 	gpt4Input   float64
 	gpt4Output  float64
 	gpt4Calls   float64
@@ -47,6 +49,7 @@ type traffic struct {
 // fifty names no model (unpriced).
 func gatewayLines(w io.Writer, n int, start time.Time) traffic {
 	tr := traffic{calls: map[string]float64{}, errors: map[string]float64{}, users: map[string]float64{},
+		orgCalls: map[string]float64{}, orgCost: map[string]float64{},
 		userTier: map[string]string{"alice@example.com": "professional", "bob@example.com": "starter", "carol@example.com": "trial"}}
 	perCall := map[string]float64{"embeddings": 0.001, "search": 0.0005}
 	for i := 0; i < n; i++ {
@@ -68,6 +71,7 @@ func gatewayLines(w io.Writer, n int, start time.Time) traffic {
 			tr.gpt4Input += 3000
 			tr.gpt4Output += 200
 			tr.cost += 3000*30e-6 + 200*60e-6
+			tr.orgCost["acme"] += 3000*30e-6 + 200*60e-6
 		case k < 8:
 			svc, path, user = "embeddings", "/api/v1/embeddings", "carol@example.com"
 			if k == 7 {
@@ -79,17 +83,20 @@ func gatewayLines(w io.Writer, n int, start time.Time) traffic {
 				status = 404
 			}
 		}
+		org := map[string]string{"alice@example.com": "acme", "bob@example.com": "acme", "carol@example.com": "globex"}[user]
 		if status >= 400 {
 			tr.errors[svc]++
 		} else {
 			tr.cost += perCall[svc]
+			tr.orgCost[org] += perCall[svc]
 		}
+		tr.orgCalls[org]++
 		tr.cost += float64(size) * 0.09 / 1e9
 		tr.bytes += float64(size)
 		tr.calls[svc]++
 		tr.users[user]++
-		fmt.Fprintf(w, `{"timestamp":%q,"user_id":%q,"method":"POST","path":%q,"status":%d,"duration_ms":%d,"size":%d,"service":%q,"tier":%q%s}`+"\n",
-			ts.UTC().Format("2006-01-02T15:04:05.000Z"), user, path, status, 50+i%10*100, size, svc, tr.userTier[user], extra)
+		fmt.Fprintf(w, `{"timestamp":%q,"user_id":%q,"org_id":%q,"method":"POST","path":%q,"status":%d,"duration_ms":%d,"size":%d,"service":%q,"tier":%q%s}`+"\n",
+			ts.UTC().Format("2006-01-02T15:04:05.000Z"), user, org, path, status, 50+i%10*100, size, svc, tr.userTier[user], extra)
 		if i == 0 {
 			tr.first = ts.Truncate(time.Millisecond)
 		}
@@ -411,6 +418,8 @@ func TestPrometheusSourceIntegration(t *testing.T) {
 	}
 	prom := promtest.Start(t, time.Second, strings.TrimPrefix(expURL, "http://"), optL.Addr().String())
 	cfg := DefaultConfig()
+	// $10 an hour of shared infrastructure, split between the two organisations.
+	cfg.Costs.InfrastructureHourly, cfg.Costs.SplitAcrossOrgs = 10, true
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -504,6 +513,16 @@ func TestPrometheusSourceIntegration(t *testing.T) {
 	}
 	if profiled != both {
 		t.Errorf("peak hours %+v: %v calls, want %v", p.PeakHours, profiled, both)
+	}
+	// By organisation, from usage_org_*; each takes half of a day of $10 an hour.
+	var c Costs
+	getJSON(t, base+"costs?days=1", &c)
+	for _, org := range []string{"acme", "globex"} {
+		got, calls, cost := c.CostByOrg[org], first.orgCalls[org]+tr.orgCalls[org], money(first.orgCost[org]+tr.orgCost[org])
+		if got.Calls != calls || math.Abs(got.Cost-cost) > 1e-9 || got.SharedInfrastructureCost != 120 ||
+			math.Abs(got.TotalCost-money(cost+120)) > 1e-9 {
+			t.Errorf("%s: %+v, want %v calls, $%v and $120 shared", org, got, calls, cost)
+		}
 	}
 	var opt Optimization
 	getJSON(t, base+"optimization?days=1", &opt)

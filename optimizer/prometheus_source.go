@@ -258,6 +258,8 @@ func (p *PrometheusSource) Snapshot(ctx context.Context, days int, now time.Time
 		u.ByService[string(l["api_service"])] += v
 	})
 	win("usage_user_cost_dollars_total", "user, tier", func(l model.Metric, v float64) { usr(l).Cost += v })
+	win("usage_org_requests_total", "org", func(l model.Metric, v float64) { s.org(string(l["org"])).Calls += v })
+	win("usage_org_cost_dollars_total", "org", func(l model.Metric, v float64) { s.org(string(l["org"])).Cost += v })
 	win("usage_user_tokens_total", "user, tier", func(l model.Metric, v float64) { usr(l).Tokens += v })
 
 	// Gauges are read at now.

@@ -165,7 +165,20 @@ type Costs struct {
 	StorageCost        float64                  `json:"storage_cost"`
 	StorageMonthlyCost float64                  `json:"storage_monthly_cost"`
 	StorageByVolume    map[string]StorageVolume `json:"storage_by_volume,omitempty"`
-	Meta               *Meta                    `json:"meta,omitempty"`
+	// CostByOrg is calls and cost by organisation, with the even share of
+	// the infrastructure cost when costs.split_infrastructure_across_orgs.
+	CostByOrg map[string]OrgCost `json:"cost_by_org,omitempty"`
+	Meta      *Meta              `json:"meta,omitempty"`
+}
+
+// OrgCost is one organisation's part of the costs.
+type OrgCost struct {
+	Calls float64 `json:"calls"`
+	Cost  float64 `json:"cost"`
+	// SharedInfrastructureCost is its even share of the window's
+	// infrastructure cost (organisations with a label of their own only).
+	SharedInfrastructureCost float64 `json:"shared_infrastructure_cost"`
+	TotalCost                float64 `json:"total_cost"`
 }
 
 // StorageVolume is one volume's size and monthly cost.

@@ -55,6 +55,13 @@ type Snapshot struct {
 	Latency Latency // over all requests
 	// GPU utilisation, when Prometheus has DCGM or nvidia exporter series.
 	GPU *GPUUsage
+	// Orgs are calls and cost by organisation (usage_org_*; __other__ holds
+	// those past the exporter's orgs.max_orgs). Nil when the source has
+	// none: the exporter's rollups keep no organisations.
+	Orgs map[string]*OrgUsage
+	// SharedInfrastructureHourly is split evenly among the active
+	// organisations (the engine sets it from costs when configured).
+	SharedInfrastructureHourly float64
 	// StorageBytes are the exporter's storage volumes (usage_storage_bytes:
 	// the window's mean from Prometheus, the last measurement from the
 	// exporter), by volume; StoragePerGBMonth prices them (the engine sets
@@ -191,6 +198,24 @@ func (s *Snapshot) Monthly(v float64) float64 {
 		return v
 	}
 	return v * (30 * 24 * time.Hour).Hours() / s.Window.Hours()
+}
+
+// OrgUsage is one organisation's calls and cost over the window.
+type OrgUsage struct {
+	Calls, Cost float64
+}
+
+// org returns the organisation's usage, created on first use.
+func (s *Snapshot) org(name string) *OrgUsage {
+	if s.Orgs == nil {
+		s.Orgs = map[string]*OrgUsage{}
+	}
+	o := s.Orgs[name]
+	if o == nil {
+		o = &OrgUsage{}
+		s.Orgs[name] = o
+	}
+	return o
 }
 
 func newSnapshot(days int, now time.Time) *Snapshot {

@@ -206,6 +206,9 @@ func costs(s *Snapshot) Costs {
 		c.StorageCost = money(monthly / s.Monthly(1))
 		c.CostBreakdown["storage"] = c.StorageCost
 	}
+	if len(s.Orgs) > 0 {
+		c.CostByOrg = costByOrg(s)
+	}
 	c.UnpricedCalls = count(s.UnpricedCalls())
 	c.UnpricedSharePercent = percent(s.UnpricedCalls(), s.TotalCalls())
 	return c
@@ -298,6 +301,33 @@ func tierQuotas(s *Snapshot, pl plans.Config) map[string]TierQuota {
 			tq.PooledPercentage = percent(tq.PooledUsed, float64(l))
 		}
 		out[t.Name] = tq
+	}
+	return out
+}
+
+// costByOrg is each organisation's calls and cost, plus an even share of
+// the window's infrastructure cost among the organisations with a label of
+// their own and calls or cost in the window (__other__ is many, of unknown
+// number: it takes no share).
+func costByOrg(s *Snapshot) map[string]OrgCost {
+	var active []string
+	for name, o := range s.Orgs {
+		if name != "__other__" && (o.Calls > 0 || o.Cost > 0) {
+			active = append(active, name)
+		}
+	}
+	share := 0.0
+	if len(active) > 0 {
+		share = s.SharedInfrastructureHourly * s.Window.Hours() / float64(len(active))
+	}
+	out := make(map[string]OrgCost, len(s.Orgs))
+	for name, o := range s.Orgs {
+		oc := OrgCost{Calls: count(o.Calls), Cost: money(o.Cost)}
+		if slices.Contains(active, name) {
+			oc.SharedInfrastructureCost = money(share)
+		}
+		oc.TotalCost = money(o.Cost + oc.SharedInfrastructureCost)
+		out[name] = oc
 	}
 	return out
 }

@@ -133,6 +133,9 @@ func (p *parser) count(family string, s *sample) {
 	if kind == Spend {
 		l.Team = p.names.get(firstNonEmpty(s, "team_alias", "team"))
 		l.Key = p.names.get(s.get("api_key_alias"))
+		if org := s.get("org_id"); string(org) != "None" { // LiteLLM writes None for keys of no organisation
+			l.Org = p.names.get(org)
+		}
 	}
 	idx, found := p.index[l]
 	if !found {

@@ -15,9 +15,9 @@ type Usage struct {
 // Empty reports whether the scrape added nothing.
 func (u Usage) Empty() bool { return len(u.amounts) == 0 }
 
-// SpendKey identifies spend: per model, user, team and API key.
+// SpendKey identifies spend: per model, user, team, API key and organisation.
 type SpendKey struct {
-	Model, User, Team, Key string
+	Model, User, Team, Key, Org string
 }
 
 // TokenKey identifies tokens per model, user and direction.
@@ -96,7 +96,7 @@ func (u Usage) Resolve() Amounts {
 			}
 			switch k.kind {
 			case Spend:
-				out.Spend[SpendKey{Model: model, User: l.User, Team: l.Team, Key: l.Key}] += share
+				out.Spend[SpendKey{Model: model, User: l.User, Team: l.Team, Key: l.Key, Org: l.Org}] += share
 			case InputTokens, OutputTokens, CacheReadTokens, CacheWriteTokens, ReasoningTokens:
 				a := tokens[modelUser{model, l.User}]
 				if a == nil {

@@ -35,8 +35,8 @@ type Labels struct {
 	// spend; requests carry no model).
 	Other string
 	// User is the configured user label's value; Team and Key the team and
-	// key aliases (spend only).
-	User, Team, Key string
+	// key aliases, Org the organisation's id (spend only).
+	User, Team, Key, Org string
 }
 
 // Sample is one counted series of a scrape.

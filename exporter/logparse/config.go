@@ -76,6 +76,7 @@ var defaultNginxVars = map[Field][]string{
 	FieldStatus:          {"status"},
 	FieldDurationSeconds: {"request_time"},
 	FieldSize:            {"body_bytes_sent", "bytes_sent"},
+	FieldOrg:             {"http_x_org_id"},
 }
 
 // DefaultNginxFormat is nginx's "combined" with $request_time appended.

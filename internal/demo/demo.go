@@ -46,10 +46,11 @@ var tiers = []string{"trial", "starter", "professional", "enterprise"}
 var teams = []struct {
 	id, alias, key string
 	budget         float64
+	org, orgAlias  string // the organisation: the logs' org_id, LiteLLM's org_id
 }{
-	{"5b2d8e6f-0001", "support-bots", "support-prod", 2500},
-	{"5b2d8e6f-0002", "data-science", "ds-batch", 1000},
-	{"5b2d8e6f-0003", "web-app", "web-prod", 5000},
+	{"5b2d8e6f-0001", "support-bots", "support-prod", 2500, "org-acme", "acme-corp"},
+	{"5b2d8e6f-0002", "data-science", "ds-batch", 1000, "org-acme", "acme-corp"},
+	{"5b2d8e6f-0003", "web-app", "web-prod", 5000, "org-globex", "globex"},
 }
 
 // LiteLLM's request latency buckets (v1.101).
@@ -198,8 +199,8 @@ func (d *Demo) call(jw, nw io.Writer, t time.Time) {
 	case x < 0.85:
 		service, path = "other", fmt.Sprintf("/api/v1/users/%d/usage", 1000+r.IntN(5000))
 	}
-	fmt.Fprintf(jw, `{"timestamp":"%s","user_id":"%s","tier":"%s","method":"POST","path":"%s","status":%d,"duration_ms":%.1f,"size":%d,"service":"%s"%s}`+"\n",
-		t.UTC().Format("2006-01-02T15:04:05.000Z"), user, d.Tier(user), path, status, seconds*1000, 200+r.IntN(8000), service, extra)
+	fmt.Fprintf(jw, `{"timestamp":"%s","user_id":"%s","org_id":"%s","tier":"%s","method":"POST","path":"%s","status":%d,"duration_ms":%.1f,"size":%d,"service":"%s"%s}`+"\n",
+		t.UTC().Format("2006-01-02T15:04:05.000Z"), user, teams[team(user)].org, d.Tier(user), path, status, seconds*1000, 200+r.IntN(8000), service, extra)
 }
 
 func pickModel(x float64) model {
@@ -281,8 +282,8 @@ func (d *Demo) WriteMetrics(w io.Writer) {
 				provider = m.provider
 			}
 		}
-		return fmt.Sprintf(`api_key_alias="%s",api_provider="%s",end_user="%s",hashed_api_key="%x",model="%s",requested_model="%s",team="%s",team_alias="%s",user="%s"`,
-			tm.key, provider, k.user, len(tm.key)*7919, k.model, k.model, tm.id, tm.alias, k.user)
+		return fmt.Sprintf(`api_key_alias="%s",api_provider="%s",end_user="%s",hashed_api_key="%x",model="%s",org_alias="%s",org_id="%s",requested_model="%s",team="%s",team_alias="%s",user="%s"`,
+			tm.key, provider, k.user, len(tm.key)*7919, k.model, tm.orgAlias, tm.org, k.model, tm.id, tm.alias, k.user)
 	}
 	family := func(name, typ, help string, value func(*llmCounts) float64) {
 		fmt.Fprintf(w, "# HELP %s_total %s\n# TYPE %s_total %s\n", name, help, name, typ)
