@@ -2,84 +2,11 @@ package plans
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
-	"net/http"
-	"net/http/httptest"
-	"strconv"
-	"sync/atomic"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/usage-exporter/usage-exporter/internal/keycloaktest"
 )
-
-// fakeKeycloak speaks Keycloak's client-credentials token endpoint and the
-// admin API's users listing, with UserRepresentation-shaped JSON (as
-// Keycloak 24 returns with briefRepresentation=false).
-type fakeKeycloak struct {
-	*httptest.Server
-	users     []map[string]any
-	tokens    atomic.Int64
-	pages     atomic.Int64
-	failUsers atomic.Bool
-	maxSeen   atomic.Int64
-}
-
-func newFakeKeycloak(t *testing.T, n int) *fakeKeycloak {
-	kc := &fakeKeycloak{}
-	tiers := []string{"trial", "starter", "professional", "enterprise"}
-	for i := range n {
-		u := map[string]any{
-			"id": fmt.Sprintf("0b9d7c3e-0000-4000-8000-%012d", i), "username": fmt.Sprintf("user%d", i),
-			"email": fmt.Sprintf("user%d@example.com", i), "emailVerified": true, "enabled": i != 7,
-			"createdTimestamp": 1700000000000 + i, "totp": false, "disableableCredentialTypes": []string{},
-			"requiredActions": []string{}, "notBefore": 0,
-			"access":     map[string]bool{"manageGroupMembership": true, "view": true, "mapRoles": true, "impersonate": false, "manage": true},
-			"attributes": map[string][]string{"subscription_tier": {tiers[i%4]}, "api_calls_limit": {strconv.Itoa(1000 * (i + 1))}},
-		}
-		if i == 5 {
-			delete(u, "attributes") // a user without attributes
-		}
-		kc.users = append(kc.users, u)
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /realms/usage/protocol/openid-connect/token", func(w http.ResponseWriter, r *http.Request) {
-		id, secret, ok := r.BasicAuth()
-		r.ParseForm()
-		if !ok {
-			id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
-		}
-		if r.PostForm.Get("grant_type") != "client_credentials" || id != "usage-exporter" || secret != "s3cret" {
-			w.WriteHeader(http.StatusUnauthorized)
-			json.NewEncoder(w).Encode(map[string]string{"error": "unauthorized_client", "error_description": "Invalid client or Invalid client credentials"})
-			return
-		}
-		kc.tokens.Add(1)
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]any{"access_token": "token-" + strconv.Itoa(int(kc.tokens.Load())), "expires_in": 300,
-			"refresh_expires_in": 0, "token_type": "Bearer", "not-before-policy": 0, "scope": "profile email"})
-	})
-	mux.HandleFunc("GET /admin/realms/usage/users", func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") == "" || kc.failUsers.Load() {
-			w.WriteHeader(http.StatusUnauthorized)
-			json.NewEncoder(w).Encode(map[string]string{"error": "HTTP 401 Unauthorized"})
-			return
-		}
-		kc.pages.Add(1)
-		first, _ := strconv.Atoi(r.URL.Query().Get("first"))
-		max, _ := strconv.Atoi(r.URL.Query().Get("max"))
-		kc.maxSeen.Store(int64(max))
-		page := []map[string]any{}
-		for i := first; i < len(kc.users) && i < first+max; i++ {
-			page = append(page, kc.users[i])
-		}
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(page)
-	})
-	kc.Server = httptest.NewServer(mux)
-	t.Cleanup(kc.Close)
-	return kc
-}
 
 func keycloakConfig(url string) KeycloakConfig {
 	c := DefaultKeycloakConfig()
@@ -88,7 +15,7 @@ func keycloakConfig(url string) KeycloakConfig {
 }
 
 func TestKeycloakTiersAndNames(t *testing.T) {
-	kc := newFakeKeycloak(t, 250)
+	kc := keycloaktest.New(t, 250)
 	c := keycloakConfig(kc.URL)
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
@@ -101,8 +28,8 @@ func TestKeycloakTiersAndNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	// 250 users in pages of 100: three pages, one token.
-	if kc.pages.Load() != 3 || kc.tokens.Load() != 1 || kc.maxSeen.Load() != 100 {
-		t.Errorf("%d pages with %d tokens, max %d", kc.pages.Load(), kc.tokens.Load(), kc.maxSeen.Load())
+	if kc.Pages.Load() != 3 || kc.Tokens.Load() != 1 || kc.MaxSeen.Load() != 100 {
+		t.Errorf("%d pages with %d tokens, max %d", kc.Pages.Load(), kc.Tokens.Load(), kc.MaxSeen.Load())
 	}
 	if got := testutil.ToFloat64(k.count); got != 249 { // user7 is disabled
 		t.Errorf("users: %v", got)
@@ -126,7 +53,7 @@ func TestKeycloakTiersAndNames(t *testing.T) {
 	}
 
 	// Keycloak fails: the directory stays, keycloak_up is 0.
-	kc.failUsers.Store(true)
+	kc.FailUsers.Store(true)
 	if err := k.Refresh(context.Background()); err == nil {
 		t.Fatal("a failed refresh reported no error")
 	}
@@ -149,7 +76,7 @@ func TestKeycloakTiersAndNames(t *testing.T) {
 }
 
 func TestKeycloakBadCredentials(t *testing.T) {
-	kc := newFakeKeycloak(t, 3)
+	kc := keycloaktest.New(t, 3)
 	c := keycloakConfig(kc.URL)
 	c.ClientSecret = "wrong"
 	k, _ := NewKeycloak(c, nil, "usage_exporter", nil)
