@@ -5,6 +5,7 @@ import (
 
 	"encoding/binary"
 	"errors"
+	"math"
 	"sort"
 	"time"
 )
@@ -66,6 +67,9 @@ func (p *Processes) UnmarshalBinary(data []byte) error {
 		procs := map[processKey]*baseline{}
 		for np := r.Uvarint(); np > 0 && r.Err == nil; np-- {
 			b := &baseline{start: r.Float64()}
+			if math.IsNaN(b.start) { // a NaN key could never be found again in the map
+				return errCorrupt
+			}
 			endpoint := r.Str()
 			b.seen = time.Unix(0, r.Varint())
 			n := r.Count(16) // an id and a value, 8 bytes each
