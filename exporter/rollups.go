@@ -166,6 +166,7 @@ func (ms *modelSeries) rollupID(r *rollup.Rollups, svc int, name string) int32 {
 type windowHandler struct {
 	r       *rollup.Rollups
 	storage *storage.Measurer // nil when no storage is measured
+	log     *slog.Logger      // nil: errors are not logged
 }
 
 func (h windowHandler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
@@ -185,7 +186,11 @@ func (h windowHandler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	win, err := h.r.Window(req.Context(), days)
 	if err != nil {
-		admin.WriteJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+		// With Redis the error names its address: the log gets it, the body does not.
+		if h.log != nil {
+			h.log.Error("reading the rollups' window failed", "days", days, "err", err)
+		}
+		admin.WriteJSON(w, http.StatusInternalServerError, map[string]string{"error": "reading the rollups failed; the exporter's log says why"})
 		return
 	}
 	if h.storage != nil {

@@ -173,7 +173,7 @@ func Run(ctx context.Context, opts Options) error {
 		go stored.Run(ctx, opts.StorageTick)
 	}
 	httpErr, shutdown := admin.Serve(opts.Listeners,
-		newMux(reg, reg, m.Lines, pr.quotas, windowHandler{pr.rollups, stored}, guard, opts, log, &ready, reloads), opts.Web, log)
+		newMux(reg, reg, m.Lines, pr.quotas, windowHandler{pr.rollups, stored, log}, guard, opts, log, &ready, reloads), opts.Web, log)
 	defer shutdown()
 
 	m.reloadOK.Set(1)
