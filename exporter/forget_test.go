@@ -2,7 +2,6 @@ package exporter
 
 import (
 	"context"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,21 +23,12 @@ func TestForgetEmbeddedHashed(t *testing.T) {
 	stateDir := filepath.Join(dir, "state")
 	carol, dave := storedIDOf(cfg.Users, "carol@example.com"), storedIDOf(cfg.Users, "dave@example.com")
 
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, Options{Config: cfg, StateDir: stateDir, Now: testNow, Listeners: []net.Listener{l}, Logger: discardLogger()})
-	}()
+	inst := startInstance(t, cfg, stateDir, "")
 	waitFor(t, "both users in the state file", func() bool {
 		cp, err := ReadState(stateDir)
 		return err == nil && cp.Ledger != nil && cp.Ledger.Get("2025-11-01", carol).Calls == 2 && cp.Ledger.Get("2025-11-01", dave).Calls == 1
 	})
-	cancel()
-	if err := <-done; err != nil {
+	if err := inst.stop(); err != nil {
 		t.Fatal(err)
 	}
 

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/usage-exporter/usage-exporter/internal/admin"
 	"github.com/usage-exporter/usage-exporter/internal/fielderr"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
@@ -154,19 +155,7 @@ func (k *Keycloak) User(id string) (*KeycloakUser, bool) {
 // Run refreshes the directory now and every cfg.Refresh until ctx ends;
 // tick (nil: a ticker) says when, for tests.
 func (k *Keycloak) Run(ctx context.Context, tick <-chan time.Time) {
-	if tick == nil {
-		t := time.NewTicker(k.cfg.Refresh)
-		defer t.Stop()
-		tick = t.C
-	}
-	for {
-		_ = k.Refresh(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick:
-		}
-	}
+	admin.Every(ctx, k.cfg.Refresh, tick, func(ctx context.Context) { _ = k.Refresh(ctx) })
 }
 
 // keycloakUser is the admin API's UserRepresentation, the fields read.

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -39,20 +38,7 @@ func TestForgetAUser(t *testing.T) {
 	}
 	os.WriteFile(logPath, []byte(lines(gone, 3)+lines(kept, 2)), 0o644)
 
-	start := func() (addr string, stop func()) {
-		addr = freePort(t)
-		cmd := command("--config.file", config, "--state.dir", stateDir, "--web.listen-address", addr)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		waitFor(t, "the exporter", func() bool { return scrape(addr) != "" })
-		return addr, func() {
-			cmd.Process.Signal(syscall.SIGTERM)
-			if err := cmd.Wait(); err != nil {
-				t.Errorf("exporter: %v", err)
-			}
-		}
-	}
+	start := func() (string, func()) { return startExporter(t, config, stateDir) }
 	requests := func(body, user string) string {
 		for _, l := range strings.Split(body, "\n") {
 			if strings.HasPrefix(l, "usage_user_requests_total{") && strings.Contains(l, `user="`+user+`"`) {
@@ -119,11 +105,18 @@ func TestForgetAUser(t *testing.T) {
 	holds()
 }
 
+func redisClient(t *testing.T, url string) *redis.Client {
+	t.Helper()
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return redis.NewClient(opt)
+}
+
 // ledgerHolds reports whether a field of the shared ledger names user.
 func ledgerHolds(t *testing.T, url, user string) bool {
-	t.Helper()
-	opt, _ := redis.ParseURL(url)
-	c := redis.NewClient(opt)
+	c := redisClient(t, url)
 	defer c.Close()
 	ctx := context.Background()
 	keys, _ := c.Keys(ctx, "usage:ledger:*").Result()
@@ -140,9 +133,7 @@ func ledgerHolds(t *testing.T, url, user string) bool {
 
 // redisHolds reports whether any key or value in Redis contains s.
 func redisHolds(t *testing.T, url, s string) bool {
-	t.Helper()
-	opt, _ := redis.ParseURL(url)
-	c := redis.NewClient(opt)
+	c := redisClient(t, url)
 	defer c.Close()
 	ctx := context.Background()
 	keys, _ := c.Keys(ctx, "*").Result()

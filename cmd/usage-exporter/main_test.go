@@ -95,6 +95,24 @@ func scrape(addr string) string {
 	return string(b)
 }
 
+// startExporter runs the binary with a configuration file and a state
+// directory on a free port until stop (SIGTERM, and a clean exit expected).
+func startExporter(t *testing.T, config, stateDir string) (addr string, stop func()) {
+	t.Helper()
+	addr = freePort(t)
+	cmd := command("--config.file", config, "--state.dir", stateDir, "--web.listen-address", addr)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the exporter", func() bool { return scrape(addr) != "" })
+	return addr, func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("exporter: %v", err)
+		}
+	}
+}
+
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)

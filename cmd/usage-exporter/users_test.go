@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -81,20 +80,7 @@ func TestRestartKeepsUsersAndQuotas(t *testing.T) {
 	}
 	slices.Sort(want)
 
-	start := func() (addr string, stop func()) {
-		addr = freePort(t)
-		cmd := command("--config.file", config, "--state.dir", stateDir, "--web.listen-address", addr)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		waitFor(t, "the exporter", func() bool { return scrape(addr) != "" })
-		return addr, func() {
-			cmd.Process.Signal(syscall.SIGTERM)
-			if err := cmd.Wait(); err != nil {
-				t.Errorf("exporter: %v", err)
-			}
-		}
-	}
+	start := func() (string, func()) { return startExporter(t, config, stateDir) }
 	addr, stop := start()
 	waitFor(t, "the heavy users' labels", func() bool {
 		return slices.Equal(labelsOf(scrape(addr), "usage_quota_used"), want)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/usage-exporter/usage-exporter/internal/admin"
 	"github.com/usage-exporter/usage-exporter/internal/fielderr"
 )
 
@@ -219,19 +220,7 @@ func (m *Measurer) postgres(ctx context.Context) {
 // Run measures at once and then every interval until ctx ends; tick (nil:
 // a ticker of the interval) says when.
 func (m *Measurer) Run(ctx context.Context, tick <-chan time.Time) {
-	if tick == nil {
-		t := time.NewTicker(m.cfg.Interval)
-		defer t.Stop()
-		tick = t.C
-	}
-	for {
-		m.Measure(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick:
-		}
-	}
+	admin.Every(ctx, m.cfg.Interval, tick, m.Measure)
 }
 
 // Results returns a copy of the last measurements by volume.

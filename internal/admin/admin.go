@@ -113,3 +113,21 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
 }
+
+// Every calls f at once and then at each tick until ctx ends; a nil tick
+// is a ticker of every (tests hand their own channel instead).
+func Every(ctx context.Context, every time.Duration, tick <-chan time.Time, f func(context.Context)) {
+	if tick == nil {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		f(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick:
+		}
+	}
+}
