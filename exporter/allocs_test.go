@@ -17,8 +17,9 @@ func TestNoAllocationPerLine(t *testing.T) {
 	for _, tc := range []struct {
 		format string
 		line   []byte
-	}{{"nginx", benchNginx}, {"json", benchJSON}} {
-		t.Run(tc.format, func(t *testing.T) {
+		name   string
+	}{{"nginx", benchNginx, "nginx"}, {"json", benchJSON, "json"}, {"json", benchJSONOrg, "json-org"}} {
+		t.Run(tc.name, func(t *testing.T) {
 			d, in := newStages(t, testConfig(tc.format), prometheus.NewRegistry())
 			batch := &tailer.Batch{Data: append(append([]byte{}, tc.line...), '\n')}
 			ingestSync(d, in, batch) // the line's series are created once

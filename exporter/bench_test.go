@@ -26,6 +26,8 @@ import (
 var (
 	benchNginx = []byte(`10.20.9.241 - user_022 [24/Oct/2025:00:00:00 +0000] "POST /api/v1/llm/chat/completions HTTP/1.1" 200 2557 "-" "python-requests/2.31.0" 1.716`)
 	benchJSON  = []byte(`{"timestamp":"2025-10-24T00:00:00.004Z","user_id":"user_022","method":"POST","path":"/api/v1/llm/chat/completions","status":200,"duration_ms":1716.2,"size":2557,"ip_address":"10.20.9.241","user_agent":"python-requests/2.31.0","service":"llm"}`)
+	// benchJSONOrg is the same line of an organisation's user.
+	benchJSONOrg = []byte(`{"timestamp":"2025-10-24T00:00:00.004Z","user_id":"user_022","org_id":"org-acme","method":"POST","path":"/api/v1/llm/chat/completions","status":200,"duration_ms":1716.2,"size":2557,"ip_address":"10.20.9.241","user_agent":"python-requests/2.31.0","service":"llm"}`)
 )
 
 // BenchmarkIngestLine is parse plus metric update for one line: the work the
@@ -35,8 +37,9 @@ func BenchmarkIngestLine(b *testing.B) {
 	for _, tc := range []struct {
 		format string
 		line   []byte
-	}{{"nginx", benchNginx}, {"json", benchJSON}} {
-		b.Run(tc.format, func(b *testing.B) {
+		name   string
+	}{{"nginx", benchNginx, "nginx"}, {"json", benchJSON, "json"}, {"json", benchJSONOrg, "json-org"}} {
+		b.Run(tc.name, func(b *testing.B) {
 			d, in := newStages(b, testConfig(tc.format), prometheus.NewRegistry())
 			batch := &tailer.Batch{Data: append(append([]byte{}, tc.line...), '\n')}
 			b.ReportAllocs()
