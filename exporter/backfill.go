@@ -142,14 +142,7 @@ func Backfill(ctx context.Context, o BackfillOptions) (BackfillResult, error) {
 		// The live exporter hands user labels over at every checkpoint;
 		// the backfill once an hour of log time (their counts decay daily).
 		if step.Truncate(time.Hour) != clock.Truncate(time.Hour) {
-			if gone := in.attr.users.rebalance(step); len(gone) > 0 {
-				in.count.dropUsers(gone)
-			}
-			if in.attr.orgs != nil {
-				if gone := in.attr.orgs.rebalance(step); len(gone) > 0 {
-					in.count.dropOrgs(gone)
-				}
-			}
+			in.rebalance(step)
 		}
 		clock = step
 		if err := w.write(ctx, step, m, &res); err != nil {

@@ -128,14 +128,7 @@ type snapshot struct {
 // is where user labels are handed over: the series of users who lost
 // theirs leave with this checkpoint.
 func (in *ingester) snapshot(written time.Time) *snapshot {
-	if gone := in.attr.users.rebalance(written); len(gone) > 0 {
-		in.count.dropUsers(gone)
-	}
-	if in.attr.orgs != nil {
-		if gone := in.attr.orgs.rebalance(written); len(gone) > 0 {
-			in.count.dropOrgs(gone)
-		}
-	}
+	in.rebalance(written)
 	in.changed, in.period = false, in.ledger.current().ID
 	rs := resumeState{Positions: in.positionList()}
 	if in.procs.Count() > 0 {
@@ -158,6 +151,19 @@ func (in *ingester) snapshot(written time.Time) *snapshot {
 	lines := in.count.m.Lines.Snapshot()
 	in.view = in.quotaView(in.view)
 	return &snapshot{data: encodeState(&cp, lines.Encode(nil)), quota: qc, view: in.view, lines: lines, rollups: rollups}
+}
+
+// rebalance hands user and organisation labels over to heavier ones and
+// drops the series of those that lost theirs.
+func (in *ingester) rebalance(now time.Time) {
+	if gone := in.attr.users.rebalance(now); len(gone) > 0 {
+		in.count.dropUsers(gone)
+	}
+	if in.attr.orgs != nil {
+		if gone := in.attr.orgs.rebalance(now); len(gone) > 0 {
+			in.count.dropOrgs(gone)
+		}
+	}
 }
 
 // carry is what the next pipeline continues from.

@@ -60,12 +60,18 @@ type userSeries struct {
 	tokens   map[int]*series.Series    // tier
 }
 
-// orgSeries caches the series of one organisation label, by service.
+// orgSeries caches the series of one organisation label: by kind
+// (orgRequests, orgCost), then service.
 type orgSeries struct {
-	label    string
-	requests map[int]*series.Series
-	cost     map[int]*series.Series
+	label  string
+	series [2]map[int]*series.Series
 }
+
+// The kinds of an organisation's series.
+const (
+	orgRequests = iota
+	orgCost
+)
 
 // modelSeries caches the series of one model label.
 type modelSeries struct {
@@ -129,16 +135,14 @@ func (c *counter) count(cl *call, ev *event) {
 	}
 	us := c.user(cl.user)
 	c.userRequests(us, cl.tier, cl.svc).Inc()
-	if cl.org >= 0 {
-		c.orgSeries(c.org(cl.org).requests, c.m.orgRequests, cl.org, cl.svc).Inc()
-	}
+	c.orgAdd(cl.org, cl.svc, orgRequests, 1)
 	switch {
 	case cl.model >= 0:
 		c.modelCall(cl, ev.status >= 400, us)
 	case cl.cost > 0:
 		ss.perCallCost.Add(cl.cost)
 		c.userCost(us, cl.tier, cl.svc).Add(cl.cost)
-		c.orgCost(cl.org, cl.svc, cl.cost)
+		c.orgAdd(cl.org, cl.svc, orgCost, cl.cost)
 	case cl.unpriced != "":
 		if c.noModel == nil {
 			c.noModel = c.m.unpriced.With("", cl.unpriced)
@@ -180,7 +184,7 @@ func (c *counter) modelCall(cl *call, failed bool, us *userSeries) {
 	if cl.cost > 0 {
 		c.modelCost(ms, cl.svc).Add(cl.cost)
 		c.userCost(us, cl.tier, cl.svc).Add(cl.cost)
-		c.orgCost(cl.org, cl.svc, cl.cost)
+		c.orgAdd(cl.org, cl.svc, orgCost, cl.cost)
 	}
 }
 
@@ -213,61 +217,57 @@ func (c *counter) user(slot int) *userSeries {
 	return us
 }
 
-// org returns the series of an organisations' slot.
-func (c *counter) org(slot int) *orgSeries {
+// orgAdd adds v to an organisation's series of a kind for a service; slot
+// -1 is no organisation.
+func (c *counter) orgAdd(slot, svc, kind int, v float64) {
+	if slot < 0 {
+		return
+	}
 	for len(c.orgs) <= slot {
 		c.orgs = append(c.orgs, nil)
 	}
 	o := c.orgs[slot]
 	if o == nil {
-		o = &orgSeries{label: c.orgNames.label(slot), requests: map[int]*series.Series{}, cost: map[int]*series.Series{}}
+		o = &orgSeries{label: c.orgNames.label(slot), series: [2]map[int]*series.Series{{}, {}}}
 		c.orgs[slot] = o
 	}
-	return o
-}
-
-// orgSeries is the series of vec for an organisation and service, cached.
-func (c *counter) orgSeries(cache map[int]*series.Series, vec *series.Family, slot, svc int) *series.Series {
-	s, ok := cache[svc]
+	s, ok := o.series[kind][svc]
 	if !ok {
-		s = vec.With(c.org(slot).label, c.services[svc].name)
-		cache[svc] = s
+		s = [2]*series.Family{c.m.orgRequests, c.m.orgCost}[kind].With(o.label, c.services[svc].name)
+		o.series[kind][svc] = s
 	}
-	return s
+	s.Add(v)
 }
 
-// orgCost adds dollars to an organisation's cost; slot -1 is none.
-func (c *counter) orgCost(slot, svc int, v float64) {
-	if slot >= 0 {
-		c.orgSeries(c.org(slot).cost, c.m.orgCost, slot, svc).Add(v)
-	}
-}
-
-// dropOrgs removes the series of organisations that lost their label.
+// dropOrgs removes the series of organisations that lost their label (see
+// userLabels.rebalance) and forgets the slots that held them.
 func (c *counter) dropOrgs(labels []string) {
-	gone := make(map[string]bool, len(labels))
-	for _, l := range labels {
-		gone[l] = true
-	}
+	gone := labelSet(labels)
 	c.m.dropOrgs(func(label string) bool { return gone[label] })
-	for slot, o := range c.orgs {
-		if o != nil && gone[o.label] && slot >= firstUser {
-			c.orgs[slot] = nil
-		}
-	}
+	forgetSlots(c.orgs, func(o *orgSeries) string { return o.label }, gone)
 }
 
 // dropUsers removes the series of users who lost their label (see
 // userLabels.rebalance) and forgets the slots that held them.
 func (c *counter) dropUsers(labels []string) {
+	gone := labelSet(labels)
+	c.m.dropUsers(func(label string) bool { return gone[label] })
+	forgetSlots(c.users, func(us *userSeries) string { return us.label }, gone)
+}
+
+func labelSet(labels []string) map[string]bool {
 	gone := make(map[string]bool, len(labels))
 	for _, l := range labels {
 		gone[l] = true
 	}
-	c.m.dropUsers(func(label string) bool { return gone[label] })
-	for slot, us := range c.users {
-		if us != nil && gone[us.label] && slot >= firstUser {
-			c.users[slot] = nil
+	return gone
+}
+
+// forgetSlots empties the slots, past the fixed ones, whose label went.
+func forgetSlots[T any](slots []*T, label func(*T) string, gone map[string]bool) {
+	for slot, s := range slots {
+		if s != nil && slot >= firstUser && gone[label(s)] {
+			slots[slot] = nil
 		}
 	}
 }

@@ -71,7 +71,7 @@ func (in *ingester) applyLiteLLM(sc litellmScrape, now time.Time) {
 			labelCounter(c.teams, c.m.teamCost, k.Team).Add(v)
 		}
 		if k.Org != "" {
-			c.orgCost(att.org([]byte(k.Org), 1), svc, v)
+			c.orgAdd(att.org([]byte(k.Org), 1), svc, orgCost, v)
 		}
 		if k.Key != "" {
 			labelCounter(c.keys, c.m.keyCost, k.Key).Add(v)
