@@ -52,33 +52,42 @@ func rekeyFrom(scheme string, c UsersConfig) (f func(string) string, ok bool) {
 	return nil, false
 }
 
-// encodeUsers writes the users part.
+// encodeUsers writes the users part of the tracked users, at every checkpoint.
 func encodeUsers(u *userLabels, tierOf map[string]int, tierNames []string) []byte {
-	s := savedUsers{decayed: u.decayed, tierOf: tierOf, names: tierNames}
-	u.tracker.Each(func(e *userEntry) { s.entries = append(s.entries, e) })
-	return s.encode()
+	labelled, cands := u.tracker.Len()
+	return appendUsers(nil, u.decayed, tierNames, labelled+cands, u.tracker.Each, tierOf)
 }
 
+// encode writes a decoded users part again (forget edits one).
 func (s *savedUsers) encode() []byte {
-	b := make([]byte, 0, 64+len(s.entries)*48+len(s.tierOf)*32)
+	return appendUsers(nil, s.decayed, s.names, len(s.entries), func(f func(*userEntry)) {
+		for _, e := range s.entries {
+			f(e)
+		}
+	}, s.tierOf)
+}
+
+// appendUsers writes the users part: n entries, which each hands over.
+func appendUsers(b []byte, decayed int64, names []string, n int, each func(func(*userEntry)), tierOf map[string]int) []byte {
+	b = slices.Grow(b, 64+n*48+len(tierOf)*32)
 	b = append(b, usersMagic...)
-	b = binary.AppendVarint(b, s.decayed)
-	b = binary.AppendUvarint(b, uint64(len(s.names)))
-	for _, n := range s.names {
-		b = wire.AppendStr(b, n)
+	b = binary.AppendVarint(b, decayed)
+	b = binary.AppendUvarint(b, uint64(len(names)))
+	for _, name := range names {
+		b = wire.AppendStr(b, name)
 	}
-	b = binary.AppendUvarint(b, uint64(len(s.entries)))
-	for _, e := range s.entries {
+	b = binary.AppendUvarint(b, uint64(n))
+	each(func(e *userEntry) {
 		b = wire.AppendStr(b, e.Key)
 		b = wire.AppendFloat64(b, e.Count)
 		b = wire.AppendFloat64(b, e.Err)
 		b = binary.AppendUvarint(b, uint64(e.Slot))
-	}
-	ids := slices.Sorted(maps.Keys(s.tierOf)) // a stable file
+	})
+	ids := slices.Sorted(maps.Keys(tierOf)) // a stable file
 	b = binary.AppendUvarint(b, uint64(len(ids)))
 	for _, id := range ids {
 		b = wire.AppendStr(b, id)
-		b = binary.AppendUvarint(b, uint64(s.tierOf[id]))
+		b = binary.AppendUvarint(b, uint64(tierOf[id]))
 	}
 	return b
 }
