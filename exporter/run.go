@@ -69,13 +69,8 @@ func Run(ctx context.Context, opts Options) error {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
-	if opts.Web != nil && opts.Web.WebConfigFile != nil && *opts.Web.WebConfigFile != "" {
-		if err := web.Validate(*opts.Web.WebConfigFile); err != nil {
-			return fmt.Errorf("web configuration %s: %w", *opts.Web.WebConfigFile, err)
-		}
-		if err := auth.CheckWebConfig(*opts.Web.WebConfigFile, cfg.Auth); err != nil {
-			return err
-		}
+	if err := auth.CheckWebConfig(opts.Web, cfg.Auth); err != nil {
+		return err
 	}
 	dir, err := state.Open(opts.StateDir)
 	if err != nil {
@@ -154,11 +149,10 @@ func Run(ctx context.Context, opts Options) error {
 	if cfg.Keycloak.Enabled() {
 		// Read in the background: until the first read the other tier
 		// sources answer; a failure is keycloak_up 0 and a log line.
-		if pr.keycloak, err = plans.NewKeycloak(cfg.Keycloak, nil, "usage_exporter", log.With("component", "keycloak")); err != nil {
+		if pr.keycloak, err = plans.StartKeycloak(ctx, cfg.Keycloak, reg, "usage_exporter", log.With("component", "keycloak"),
+			opts.KeycloakTick); err != nil {
 			return err
 		}
-		reg.MustRegister(pr.keycloak.Collectors()...)
-		go pr.keycloak.Run(ctx, opts.KeycloakTick)
 	}
 
 	var ready atomic.Bool

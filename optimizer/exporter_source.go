@@ -81,7 +81,9 @@ func (e *ExporterSource) quotas(ctx context.Context, client *http.Client, now ti
 		} `json:"users"`
 	}
 	switch err := e.getJSON(ctx, client, "/api/v1/quotas/users", "", &resp); {
-	case errors.Is(err, errNotFound):
+	case errors.Is(err, errNotFound), errors.Is(err, errGuarded):
+		// An older exporter, or the quota API wants an admin's token
+		// (auth.oidc): /metrics has the same figures.
 		families, err := e.scrape(ctx, client)
 		if err != nil {
 			return nil, err
@@ -128,6 +130,8 @@ var errNoWindow = errors.New("the exporter serves no window")
 var (
 	errNotFound    = errors.New("not found")
 	errUnavailable = errors.New("unavailable")
+	// errGuarded: the endpoint wants a token (the exporter's auth.oidc).
+	errGuarded = errors.New("guarded")
 )
 
 // getJSON decodes a JSON endpoint on the host of the exporter's /metrics.
@@ -151,8 +155,7 @@ func (e *ExporterSource) getJSON(ctx context.Context, client *http.Client, path,
 	case http.StatusNotFound:
 		return errNotFound
 	case http.StatusUnauthorized, http.StatusForbidden:
-		// The quota API wants an admin's token (auth.oidc): /metrics has the same figures.
-		return errNotFound
+		return errGuarded
 	case http.StatusServiceUnavailable:
 		return errUnavailable
 	default:

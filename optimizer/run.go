@@ -74,13 +74,8 @@ func Run(ctx context.Context, o Options) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if o.Web != nil && o.Web.WebConfigFile != nil && *o.Web.WebConfigFile != "" {
-		if err := web.Validate(*o.Web.WebConfigFile); err != nil {
-			return fmt.Errorf("web configuration %s: %w", *o.Web.WebConfigFile, err)
-		}
-		if err := auth.CheckWebConfig(*o.Web.WebConfigFile, o.Config.Auth); err != nil {
-			return err
-		}
+	if err := auth.CheckWebConfig(o.Web, o.Config.Auth); err != nil {
+		return err
 	}
 	settings, err := NewSettings(o.Config)
 	if err != nil {
@@ -125,12 +120,10 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	if o.Config.Keycloak.Enabled() {
-		kc, err := plans.NewKeycloak(o.Config.Keycloak, nil, "usage_optimizer", log.With("component", "keycloak"))
+		kc, err := plans.StartKeycloak(ctx, o.Config.Keycloak, reg, "usage_optimizer", log.With("component", "keycloak"), nil)
 		if err != nil {
 			return err
 		}
-		reg.MustRegister(kc.Collectors()...)
-		go kc.Run(ctx, nil)
 		eng.Directory = kc
 	}
 	reloadOK := prometheus.NewGauge(prometheus.GaugeOpts{Name: "usage_optimizer_config_last_reload_successful",

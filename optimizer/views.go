@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/usage-exporter/usage-exporter/plans"
+	"github.com/usage-exporter/usage-exporter/pricing"
 )
 
 const apiTime = "2006-01-02T15:04:05"
@@ -197,7 +198,7 @@ func costs(s *Snapshot) Costs {
 		c.StorageByVolume = map[string]StorageVolume{}
 		var monthly float64
 		for vol, b := range s.StorageBytes {
-			m := b * s.StoragePerGBMonth / 1e9
+			m := pricing.StorageMonthlyCost(b, s.StoragePerGBMonth)
 			monthly += m
 			c.StorageByVolume[vol] = StorageVolume{Bytes: b, MonthlyCost: money(m)}
 		}
@@ -310,21 +311,18 @@ func tierQuotas(s *Snapshot, pl plans.Config) map[string]TierQuota {
 // their own and calls or cost in the window (__other__ is many, of unknown
 // number: it takes no share).
 func costByOrg(s *Snapshot) map[string]OrgCost {
-	var active []string
+	sharing := func(name string, o *OrgUsage) bool { return name != OtherUser && (o.Calls > 0 || o.Cost > 0) }
+	n := 0
 	for name, o := range s.Orgs {
-		if name != "__other__" && (o.Calls > 0 || o.Cost > 0) {
-			active = append(active, name)
+		if sharing(name, o) {
+			n++
 		}
-	}
-	share := 0.0
-	if len(active) > 0 {
-		share = s.SharedInfrastructureHourly * s.Window.Hours() / float64(len(active))
 	}
 	out := make(map[string]OrgCost, len(s.Orgs))
 	for name, o := range s.Orgs {
 		oc := OrgCost{Calls: count(o.Calls), Cost: money(o.Cost)}
-		if slices.Contains(active, name) {
-			oc.SharedInfrastructureCost = money(share)
+		if sharing(name, o) {
+			oc.SharedInfrastructureCost = money(s.SharedInfrastructureHourly * s.Window.Hours() / float64(n))
 		}
 		oc.TotalCost = money(o.Cost + oc.SharedInfrastructureCost)
 		out[name] = oc

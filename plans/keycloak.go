@@ -137,6 +137,24 @@ func (k *Keycloak) Collectors() []prometheus.Collector {
 	return []prometheus.Collector{k.up, k.count, k.last}
 }
 
+// StartKeycloak builds the directory of cfg, registers its health series
+// under namespace in reg and reads it in the background until ctx ends
+// (tick as for Run): until the first read it knows no one.
+func StartKeycloak(ctx context.Context, cfg KeycloakConfig, reg prometheus.Registerer, namespace string, log *slog.Logger,
+	tick <-chan time.Time) (*Keycloak, error) {
+	k, err := NewKeycloak(cfg, nil, namespace, log)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range k.Collectors() {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	go k.Run(ctx, tick)
+	return k, nil
+}
+
 // Tier implements Lookup from the cache: it never blocks.
 func (k *Keycloak) Tier(user []byte) (string, bool) {
 	u := (*k.users.Load())[string(user)]

@@ -41,7 +41,7 @@ type Config struct {
 	PerCall map[string]float64 `yaml:"per_call"`
 	// EgressPerGB prices response bytes, per 10^9 bytes.
 	EgressPerGB float64 `yaml:"egress_per_gb"`
-	// StoragePerGBMonth prices stored data, for the optimizer.
+	// StoragePerGBMonth prices stored data (StorageMonthlyCost), per 10^9 bytes.
 	StoragePerGBMonth float64 `yaml:"storage_per_gb_month"`
 	// MaxModels caps distinct model label values; the rest fold into __other__.
 	MaxModels int `yaml:"max_models"`
@@ -302,3 +302,8 @@ func parseLiteLLM(data []byte) (map[string]*Entry, error) {
 	}
 	return out, nil
 }
+
+// StorageMonthlyCost is what bytes stored for a month cost at perGBMonth
+// dollars per 10^9 bytes: the exporter's storage series and the
+// optimizer's storage costs both price with it.
+func StorageMonthlyCost(bytes, perGBMonth float64) float64 { return bytes * perGBMonth / 1e9 }

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/usage-exporter/usage-exporter/internal/admin"
 	"github.com/usage-exporter/usage-exporter/internal/fielderr"
+	"github.com/usage-exporter/usage-exporter/pricing"
 )
 
 // Config is the `storage` block of the exporter's configuration.
@@ -234,9 +235,6 @@ func (m *Measurer) Results() map[string]Result {
 	return out
 }
 
-// MonthlyCost prices bytes stored for a month.
-func MonthlyCost(bytes, pricePerGB float64) float64 { return bytes * pricePerGB / 1e9 }
-
 // Describe implements prometheus.Collector.
 func (m *Measurer) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{m.bytes, m.cost, m.ok, m.at, m.cut} {
@@ -252,7 +250,7 @@ func (m *Measurer) Collect(ch chan<- prometheus.Metric) {
 		}
 		if r.OK || r.Bytes > 0 {
 			g(m.bytes, r.Bytes)
-			g(m.cost, MonthlyCost(r.Bytes, m.pricePerGB))
+			g(m.cost, pricing.StorageMonthlyCost(r.Bytes, m.pricePerGB))
 		}
 		g(m.ok, b2f(r.OK))
 		g(m.at, float64(r.At.UnixMilli())/1000)

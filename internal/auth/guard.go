@@ -88,57 +88,55 @@ func (r *Reloadable) Wrap(next http.Handler) http.Handler {
 }
 
 func (g *Guard) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
-	{
-		if g.verifier == nil {
-			if g.limited(w, g.address, "address", clientAddress(r)) {
-				return
-			}
-			next.ServeHTTP(w, r)
+	if g.verifier == nil {
+		if g.limited(w, g.address, "address", clientAddress(r)) {
 			return
-		}
-		p, err := g.verifier.Verify(r)
-		if err != nil {
-			// Callers without a valid token share their address's bucket, so
-			// guessing tokens is as slow as the address limit.
-			if g.limited(w, g.address, "address", clientAddress(r)) {
-				return
-			}
-			var ke *errKeys
-			switch {
-			case errors.As(err, &ke):
-				g.log.Error("cannot verify API tokens: the issuer's keys are unreachable", "err", err)
-				w.Header().Set("Retry-After", "30")
-				writeJSON(w, http.StatusServiceUnavailable, Refusal{Error: "the identity provider cannot be reached to verify the token; try again later",
-					Reason: "identity_provider_unavailable", RetryAfterSeconds: 30})
-			case errors.Is(err, ErrNoToken):
-				w.Header().Set("WWW-Authenticate", `Bearer realm="usage"`)
-				writeJSON(w, http.StatusUnauthorized, Refusal{Error: "this API needs a bearer token (Authorization: Bearer <token>)", Reason: "missing_token"})
-			default:
-				g.log.Debug("API token refused", "address", clientAddress(r), "err", err)
-				w.Header().Set("WWW-Authenticate", `Bearer realm="usage", error="invalid_token"`)
-				writeJSON(w, http.StatusUnauthorized, Refusal{Error: "the bearer token is not valid: " + tokenProblem(err), Reason: "invalid_token"})
-			}
-			return
-		}
-		if !p.Admin {
-			if g.limited(w, g.user, "user", p.User) {
-				return
-			}
-			w.Header().Set("WWW-Authenticate", `Bearer realm="usage", error="insufficient_scope"`)
-			writeJSON(w, http.StatusForbidden, Refusal{
-				Error: fmt.Sprintf("the token does not hold the role %q in %s", g.cfg.OIDC.Role, g.cfg.OIDC.RoleClaim), Reason: "missing_role"})
-			return
-		}
-		if !g.cfg.RateLimit.AdminsBypass {
-			if g.limited(w, g.user, "user", p.User) {
-				return
-			}
-			if p.Org != "" && g.limited(w, g.org, "org", p.Org) {
-				return
-			}
 		}
 		next.ServeHTTP(w, r)
+		return
 	}
+	p, err := g.verifier.Verify(r)
+	if err != nil {
+		// Callers without a valid token share their address's bucket, so
+		// guessing tokens is as slow as the address limit.
+		if g.limited(w, g.address, "address", clientAddress(r)) {
+			return
+		}
+		var ke *errKeys
+		switch {
+		case errors.As(err, &ke):
+			g.log.Error("cannot verify API tokens: the issuer's keys are unreachable", "err", err)
+			w.Header().Set("Retry-After", "30")
+			writeJSON(w, http.StatusServiceUnavailable, Refusal{Error: "the identity provider cannot be reached to verify the token; try again later",
+				Reason: "identity_provider_unavailable", RetryAfterSeconds: 30})
+		case errors.Is(err, ErrNoToken):
+			w.Header().Set("WWW-Authenticate", `Bearer realm="usage"`)
+			writeJSON(w, http.StatusUnauthorized, Refusal{Error: "this API needs a bearer token (Authorization: Bearer <token>)", Reason: "missing_token"})
+		default:
+			g.log.Debug("API token refused", "address", clientAddress(r), "err", err)
+			w.Header().Set("WWW-Authenticate", `Bearer realm="usage", error="invalid_token"`)
+			writeJSON(w, http.StatusUnauthorized, Refusal{Error: "the bearer token is not valid: " + tokenProblem(err), Reason: "invalid_token"})
+		}
+		return
+	}
+	if !p.Admin {
+		if g.limited(w, g.user, "user", p.User) {
+			return
+		}
+		w.Header().Set("WWW-Authenticate", `Bearer realm="usage", error="insufficient_scope"`)
+		writeJSON(w, http.StatusForbidden, Refusal{
+			Error: fmt.Sprintf("the token does not hold the role %q in %s", g.cfg.OIDC.Role, g.cfg.OIDC.RoleClaim), Reason: "missing_role"})
+		return
+	}
+	if !g.cfg.RateLimit.AdminsBypass {
+		if g.limited(w, g.user, "user", p.User) {
+			return
+		}
+		if p.Org != "" && g.limited(w, g.org, "org", p.Org) {
+			return
+		}
+	}
+	next.ServeHTTP(w, r)
 }
 
 // tokenProblem says what is wrong with a token in words that reveal nothing

@@ -3,9 +3,9 @@ package auth
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -72,13 +72,7 @@ func (v *Verifier) idTokenVerifier(ctx context.Context) (*oidc.IDTokenVerifier, 
 	if err != nil {
 		return nil, &errKeys{err}
 	}
-	var meta struct {
-		JWKSURL string `json:"jwks_uri"`
-	}
-	if err := p.Claims(&meta); err != nil || meta.JWKSURL == "" {
-		return nil, &errKeys{fmt.Errorf("discovery document without jwks_uri")}
-	}
-	v.verifier = oidc.NewVerifier(v.cfg.Issuer, oidc.NewRemoteKeySet(keyCtx, meta.JWKSURL), oc)
+	v.verifier = p.VerifierContext(keyCtx, oc)
 	return v.verifier, nil
 }
 
@@ -140,7 +134,7 @@ func claimString(claims map[string]any, path string) string {
 	case string:
 		return v
 	case float64:
-		return strings.TrimRight(strings.TrimRight(fmt.Sprintf("%f", v), "0"), ".")
+		return strconv.FormatFloat(v, 'f', -1, 64)
 	}
 	return ""
 }
