@@ -267,10 +267,7 @@ func decodeDay(data []byte, names *[numTables]table) (int32, *day, error) {
 			if d.Err != nil {
 				break
 			}
-			for int(s) >= len(u.byService) {
-				u.byService = append(u.byService, 0)
-			}
-			u.byService[s] += v
+			addAt(&u.byService, s, v)
 		}
 		if d.Err != nil {
 			break
@@ -364,9 +361,6 @@ func decodeHour(d *decoder, h *hour) {
 		if d.Err != nil {
 			return
 		}
-		for int(id) >= len(h.unpriced) {
-			h.unpriced = append(h.unpriced, 0)
-		}
-		h.unpriced[id] += v
+		addAt(&h.unpriced, id, v)
 	}
 }

@@ -234,18 +234,32 @@ func grow[T any](s []*T, i int32) []*T {
 	return append(s, make([]*T, int(i)+1-len(s))...)
 }
 
+// at is the aggregate at index i of *s, grown and created as needed.
+func at[T any](s *[]*T, i int32) *T {
+	*s = grow(*s, i)
+	x := (*s)[i]
+	if x == nil {
+		x = new(T)
+		(*s)[i] = x
+	}
+	return x
+}
+
+// addAt adds v at index i of *s, grown as needed.
+func addAt(s *[]float64, i int32, v float64) {
+	for int(i) >= len(*s) {
+		*s = append(*s, 0)
+	}
+	(*s)[i] += v
+}
+
 // Add counts a line.
 func (r *Rollups) Add(l *Line) {
 	d, h := r.at(l.Time)
 	if h == nil {
 		return
 	}
-	h.services = grow(h.services, l.Service)
-	sv := h.services[l.Service]
-	if sv == nil {
-		sv = &serviceAgg{}
-		h.services[l.Service] = sv
-	}
+	sv := at(&h.services, l.Service)
 	sv.calls++
 	if l.Failed {
 		sv.errors++
@@ -267,12 +281,7 @@ func (r *Rollups) Add(l *Line) {
 		sv.latCount++
 		sv.latency.Add(l.Duration, 1)
 	}
-	h.routes = grow(h.routes, l.Route)
-	rt := h.routes[l.Route]
-	if rt == nil {
-		rt = &routeAgg{}
-		h.routes[l.Route] = rt
-	}
+	rt := at(&h.routes, l.Route)
 	rt.calls++
 	if l.Failed {
 		rt.errors++
@@ -303,17 +312,9 @@ func (r *Rollups) Add(l *Line) {
 		}
 	}
 	if l.Unpriced >= 0 {
-		for int(l.Unpriced) >= len(h.unpriced) {
-			h.unpriced = append(h.unpriced, 0)
-		}
-		h.unpriced[l.Unpriced]++
+		addAt(&h.unpriced, l.Unpriced, 1)
 	}
-	h.tiers = grow(h.tiers, l.Tier)
-	t := h.tiers[l.Tier]
-	if t == nil {
-		t = &tierAgg{}
-		h.tiers[l.Tier] = t
-	}
+	t := at(&h.tiers, l.Tier)
 	t.calls++
 	t.cost += l.Cost
 	if l.UserHash != 0 {
@@ -324,40 +325,16 @@ func (r *Rollups) Add(l *Line) {
 		u.calls++
 		u.cost += l.Cost
 		u.tokens += l.UserTokens
-		for int(l.Service) >= len(u.byService) {
-			u.byService = append(u.byService, 0)
-		}
-		u.byService[l.Service]++
+		addAt(&u.byService, l.Service, 1)
 	}
 }
 
-func (d *day) distinctOf(svc int32) *window.Distinct {
-	d.distinct = grow(d.distinct, svc)
-	x := d.distinct[svc]
-	if x == nil {
-		x = &window.Distinct{}
-		d.distinct[svc] = x
-	}
-	return x
-}
+func (d *day) distinctOf(svc int32) *window.Distinct { return at(&d.distinct, svc) }
 
-func (r *Rollups) model(h *hour, id int32) *modelAgg {
-	h.models = grow(h.models, id)
-	m := h.models[id]
-	if m == nil {
-		m = &modelAgg{}
-		h.models[id] = m
-	}
-	return m
-}
+func (r *Rollups) model(h *hour, id int32) *modelAgg { return at(&h.models, id) }
 
 func (r *Rollups) user(d *day, id, tier int32) *userDay {
-	d.users = grow(d.users, id)
-	u := d.users[id]
-	if u == nil {
-		u = &userDay{}
-		d.users[id] = u
-	}
+	u := at(&d.users, id)
 	u.tier = tier
 	return u
 }
@@ -391,20 +368,8 @@ func (r *Rollups) AddLiteLLM(u *Usage) {
 		tokens += n
 	}
 	if u.Cost != 0 {
-		h.services = grow(h.services, u.Service)
-		sv := h.services[u.Service]
-		if sv == nil {
-			sv = &serviceAgg{}
-			h.services[u.Service] = sv
-		}
-		sv.cost += u.Cost
-		h.tiers = grow(h.tiers, u.Tier)
-		t := h.tiers[u.Tier]
-		if t == nil {
-			t = &tierAgg{}
-			h.tiers[u.Tier] = t
-		}
-		t.cost += u.Cost
+		at(&h.services, u.Service).cost += u.Cost
+		at(&h.tiers, u.Tier).cost += u.Cost
 	}
 	if u.UserHash != 0 && (u.Cost != 0 || tokens != 0) {
 		d.distinctOf(u.Service).Add(u.UserHash)
